@@ -1,0 +1,1 @@
+"""Yima service: FastAPI app factory, service layer, store and the `yima` command line."""

@@ -1,0 +1,1 @@
+"""Smart contracts (CheckpointRegistry) and the anchoring client."""

@@ -1,0 +1,1 @@
+"""yima-scan: the scanning client (talks only to the public HTTP API)."""
