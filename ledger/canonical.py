@@ -1,0 +1,150 @@
+"""RFC 8785 (JCS) canonical JSON.
+
+:func:`canonical_json` is the only serialiser for bytes that get hashed or signed. The
+``rfc8785`` package is the reference; it is pure Python and slow (tens of thousands of events
+per second). Where ``orjson`` is installed, values that are *proven* to serialise identically
+take a fast path (SPEC §4.1):
+
+* RFC 8785 sorts object keys by UTF-16 code units; ``orjson`` sorts by UTF-8 bytes. The two
+  orders agree for keys made only of Basic Multilingual Plane characters (one UTF-16 unit per
+  code point, and UTF-8 preserves code point order), so any key outside the BMP falls back.
+* RFC 8785 writes numbers in ECMAScript form (``1e+21``, ``1`` for ``1.0``); ``orjson`` does
+  not, so any float falls back. Integers are exact only within ±(2**53 - 1); larger ones are
+  refused by RFC 8785 and also fall back (to raise the same error).
+* String escaping is identical: both escape ``"`` and ``\\``, use ``\\b \\t \\n \\f \\r`` and
+  ``\\u00xx`` (lower-case hex) for the other C0 controls, and emit everything else - ``/``,
+  DEL, U+2028/U+2029 and all non-ASCII - as raw UTF-8. A differential test checks this.
+* Only exact built-in types (``dict``, ``list``, ``tuple``, ``str``, ``int``, ``bool``,
+  ``None``) qualify: subclasses such as enums may serialise differently.
+
+Anything ``orjson`` refuses (lone surrogates, very deep nesting) is retried on the reference
+path so that the error raised is the same whichever path ran.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Final
+
+import rfc8785
+
+from ledger.errors import CanonicalizationError
+
+_orjson: ModuleType | None
+try:  # orjson is an optional accelerator; the reference path is always available.
+    import orjson as _orjson_module
+
+    _orjson = _orjson_module
+except ImportError:  # pragma: no cover - exercised only where orjson is absent
+    _orjson = None
+
+__all__ = ["HAVE_FAST_PATH", "canonical_json", "canonical_json_reference", "is_fast_path_safe"]
+
+#: True when the orjson fast path is available in this interpreter.
+HAVE_FAST_PATH: Final[bool] = _orjson is not None
+
+# RFC 8785 §3.2.2.3 / I-JSON: integers must be exactly representable as IEEE 754 doubles.
+_INT_MAX: Final = 2**53 - 1
+_BMP_LIMIT: Final = "\uffff"
+_ORJSON_OPTS: Final[int] = _orjson.OPT_SORT_KEYS if _orjson is not None else 0
+
+
+def _safe(value: Any) -> bool:
+    """Whether orjson is proven to give RFC 8785 bytes for ``value`` (walks it once).
+
+    Written for speed: scalars are checked inline, only containers recurse, and each
+    object's keys are checked in one pass over their concatenation.
+    """
+    t = type(value)
+    items: Any
+    if t is dict:
+        try:
+            keys = "".join(value)
+        except TypeError:
+            return False  # a non-string key: RFC 8785 refuses it, let the reference path raise
+        # Non-BMP keys sort differently in UTF-16 and UTF-8 (SPEC §4.1).
+        if not keys.isascii() and max(keys) > _BMP_LIMIT:
+            return False
+        items = value.values()
+    elif t is list or t is tuple:
+        items = value
+    else:
+        items = (value,)
+    for v in items:
+        t = type(v)
+        if t is str or v is None or t is bool:
+            continue
+        if t is int:
+            if not -_INT_MAX <= v <= _INT_MAX:
+                return False
+            continue
+        if t is dict or t is list or t is tuple:
+            if not _safe(v):
+                return False
+            continue
+        return False  # floats, subclasses, and anything that is not JSON
+    return True
+
+
+def is_fast_path_safe(value: Any) -> bool:
+    """Report whether ``value`` would take the orjson fast path.
+
+    Args:
+        value: Any Python value.
+
+    Returns:
+        True when orjson is installed and the value contains only types and keys for which
+        orjson's output is proven identical to RFC 8785.
+    """
+    if _orjson is None:
+        return False
+    try:
+        return _safe(value)
+    except RecursionError:
+        return False
+
+
+def canonical_json_reference(value: Any) -> bytes:
+    """Serialise ``value`` with the reference RFC 8785 implementation only.
+
+    Args:
+        value: A JSON value made of dict (str keys), list, tuple, str, int, float, bool, None.
+
+    Returns:
+        The RFC 8785 canonical UTF-8 bytes.
+
+    Raises:
+        CanonicalizationError: The value is not representable (NaN, infinity, an integer
+            beyond ±(2**53 - 1), a non-string key, a lone surrogate, an unsupported type).
+    """
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeError) as e:
+        # rfc8785 lets UnicodeEncodeError escape for a lone surrogate in a key.
+        raise CanonicalizationError(f"not RFC 8785 serialisable: {e}") from e
+    except RecursionError as e:
+        raise CanonicalizationError("JSON value is nested too deeply") from e
+
+
+def canonical_json(value: Any) -> bytes:
+    """Serialise ``value`` as RFC 8785 canonical JSON (SPEC §4.1).
+
+    Uses orjson where that is proven byte-identical and falls back to the reference
+    implementation otherwise; both paths give the same bytes or the same error.
+
+    Args:
+        value: A JSON value made of dict (str keys), list, tuple, str, int, float, bool, None.
+
+    Returns:
+        The canonical UTF-8 bytes.
+
+    Raises:
+        CanonicalizationError: The value cannot be put in RFC 8785 form.
+    """
+    if _orjson is not None and is_fast_path_safe(value):
+        try:
+            out: bytes = _orjson.dumps(value, option=_ORJSON_OPTS)
+            return out
+        except _orjson.JSONEncodeError:
+            pass  # e.g. a lone surrogate: let the reference path raise the uniform error
+    return canonical_json_reference(value)
