@@ -24,6 +24,7 @@ compared values where there are any (``expected`` / ``actual``).
      │    └── PolicyError               too few trusted signatures (k-of-n not met)
      ├── ConflictError                  a write lost a race or contradicts the log (fork, seq reuse)
      ├── NotFoundError                  an unknown key, index or item
+     ├── AuthorizationError             the actor may never perform this step (refused, not logged)
      └── RuleViolation                  a lifecycle rule (R1–R10) refuses a step; carries alert kind
 """
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuthorizationError",
     "CanonicalizationError",
     "ChainError",
     "CheckDigitError",
@@ -151,6 +153,13 @@ class ConflictError(LedgerError):
 
 class NotFoundError(LedgerError):
     """An unknown key, index, entry or item."""
+
+
+class AuthorizationError(LedgerError):
+    """The actor may never perform this step: wrong role, or a site it does not operate.
+
+    Unlike a :class:`RuleViolation`, the request is refused and nothing is logged.
+    """
 
 
 class RuleViolation(LedgerError):
