@@ -46,8 +46,8 @@ __all__ = [
     "IntegrityError",
     "LedgerError",
     "MissingSeparatorError",
-    "NoteFormatError",
     "NotFoundError",
+    "NoteFormatError",
     "PolicyError",
     "ProofError",
     "RuleViolation",
@@ -94,7 +94,7 @@ class UnknownAIError(CodeError):
 
 
 class MissingSeparatorError(CodeError):
-    """A variable-length GS1 element was not ended by GS (FNC1); the scan is refused, not guessed."""
+    """A variable-length GS1 element lost its GS (FNC1) end; the scan is refused, not guessed."""
 
 
 class CodeFormatError(CodeError):
