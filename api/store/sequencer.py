@@ -1,0 +1,706 @@
+"""The single writer: integrates batches of entries into the log and signs a checkpoint.
+
+One call to :meth:`Sequencer.integrate` is one database transaction: it assigns contiguous
+indices, writes the exact leaf bytes and every index row the service prepared, stores the new
+complete-subtree hashes, and signs and stores a checkpoint — or, on any error, writes nothing.
+
+Serialisation (docs/adr/0003-storage-and-sequencer.md):
+
+* SQLite: the transaction starts with ``BEGIN IMMEDIATE``, which takes the database's single
+  write lock before anything is read, so writers (threads or processes) queue there.
+* PostgreSQL: the first statement is ``pg_advisory_xact_lock`` on a key derived from the
+  schema, so batches from any number of API processes serialise and the tree stays linear.
+  The lock is released by COMMIT/ROLLBACK, so a crashed writer can never hold it.
+  :class:`SequencerLock` additionally elects one long-running leader (for a background
+  batching worker) with a session-level ``pg_try_advisory_lock``.
+
+On top of that, the checkpoint compare-and-swap: inside the transaction the latest checkpoint is
+read (``FOR UPDATE`` on PostgreSQL), its root is recomputed from the stored hashes and must
+match, and the new checkpoint's size is its primary key — a lost race or a tampered border is a
+:class:`~ledger.errors.ConflictError` and nothing is written. A log must never sign a checkpoint
+inconsistent with one it signed before (C2SP tlog-checkpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Insert, insert, text, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+
+from api.store import tables as t
+from api.store.db import is_postgres, write_transaction
+from api.store.log import DbHashReader, latest_checkpoint, tree_size
+from ledger import merkle
+from ledger.canonical import canonical_json
+from ledger.errors import ConflictError, NotFoundError
+from ledger.note import Checkpoint, Signer, sign_note
+
+__all__ = [
+    "AlertRecord",
+    "CaptureRecord",
+    "IntegrationResult",
+    "ItemUpdate",
+    "KeyRecord",
+    "KeyRevocation",
+    "OrgRecord",
+    "PendingEntry",
+    "ProductRecord",
+    "Sequencer",
+    "SequencerLock",
+]
+
+# Advisory-lock namespaces. The key is hashed together with current_schema(), so independent
+# logs (one per schema) never block each other, and the two locks never collide: the leader
+# lock is held for hours on one connection while that leader's batches take the integrate lock
+# on another connection — with one shared key the leader would deadlock against itself.
+_INTEGRATE_LOCK_NS = "yima.sequencer.integrate:"
+_LEADER_LOCK_NS = "yima.sequencer.leader:"
+_LOCK_KEY_SQL = "hashtextextended(:ns || current_schema(), 0)"
+
+_T = TypeVar("_T")
+
+
+# -- what the service layer hands over ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRecord:
+    """A signed capture, attached to the first of its ``count`` consecutive entries.
+
+    Attributes:
+        capture_id: SHA-256 hex of ``payload``.
+        producer: The producer (key name) that signed it.
+        seq: Its per-producer sequence number (UNIQUE with ``producer``).
+        payload: The exact signed payload bytes.
+        signature: The exact signature bytes.
+        count: How many consecutive entries of the batch, starting with this one, it produced.
+    """
+
+    capture_id: str
+    producer: str
+    seq: int
+    payload: bytes
+    signature: bytes
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemUpdate:
+    """The new current state of one item; ``updated_index`` becomes the entry's index.
+
+    ``state_json`` is the full lifecycle state as canonical JSON; the other fields are the
+    queryable projections of it.
+    """
+
+    code: str
+    status: str
+    state_json: str
+    product_gtin: str | None = None
+    lot: str | None = None
+    expiry: date | None = None
+    custodian: str | None = None
+    location: str | None = None
+    parent: str | None = None
+    in_transit_to: str | None = None
+    recalled: bool = False
+    quarantined: bool = False
+    dispense_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert whose evidence is the entry it is attached to."""
+
+    kind: str
+    rule: str
+    message: str
+    codes: tuple[str, ...] = ()
+    org: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrgRecord:
+    """An organisation registered (or updated) by the entry; ``registered_index`` is set."""
+
+    id: str
+    name: str
+    role: str
+    gln: str | None = None
+    company_prefixes: tuple[str, ...] = ()
+    data_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A producer key that becomes valid at the entry's index."""
+
+    org: str
+    key_id: str
+    name: str
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRevocation:
+    """A producer key revoked from the entry's index on."""
+
+    org: str
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRecord:
+    """Product master data registered (or updated) by the entry."""
+
+    gtin: str
+    owner: str
+    name: str
+    kind: str
+    nmpa_drug_id: str | None = None
+    data_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """One log entry to integrate: the exact leaf bytes and the index rows that go with it.
+
+    Everything here is prepared (and validated) by the service layer before the sequencer
+    runs; the sequencer only fills in the log index and writes it all in one transaction.
+
+    Attributes:
+        leaf: The exact leaf bytes (canonical JSON envelope) to store and hash.
+        kind: The entry kind (``"event"``, ``"org"``, ``"key"``, ...).
+        event_id: CBV 2.0 event hash ID, for ``kind == "event"`` (UNIQUE among events).
+        producer: The producer that signed the entry's capture, if any.
+        capture_id: The capture the entry came from, if any.
+        capture: Set on the first entry of a capture only.
+        codes: Canonical item codes to index this entry under (the item → events index).
+        items: New current states of items this entry changes.
+        alerts: Alerts this entry raises.
+        org: Organisation registered by this entry.
+        key: Producer key registered by this entry.
+        revoke: Producer key revoked by this entry.
+        product: Product registered by this entry.
+    """
+
+    leaf: bytes
+    kind: str
+    event_id: str | None = None
+    producer: str | None = None
+    capture_id: str | None = None
+    capture: CaptureRecord | None = None
+    codes: tuple[str, ...] = ()
+    items: tuple[ItemUpdate, ...] = ()
+    alerts: tuple[AlertRecord, ...] = ()
+    org: OrgRecord | None = None
+    key: KeyRecord | None = None
+    revoke: KeyRevocation | None = None
+    product: ProductRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationResult:
+    """What one batch produced.
+
+    Attributes:
+        first_index: Index of the batch's first entry (== the old tree size).
+        size: The new tree size.
+        root: The new root hash.
+        checkpoint_note: The exact signed checkpoint note stored for ``size``.
+    """
+
+    first_index: int
+    size: int
+    root: bytes
+    checkpoint_note: bytes
+
+
+# -- the writer --------------------------------------------------------------------------------
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _OverlayReader:
+    """Serves ``get_hashes`` from hashes already in hand (the prefetched border plus the batch's
+    new nodes), so the writer's Merkle work costs one SELECT however many calls it makes.
+    Misses go to the database — that never happens for a consistent store."""
+
+    __slots__ = ("_conn", "known")
+
+    def __init__(self, conn: Connection, known: dict[tuple[int, int], bytes]) -> None:
+        self._conn = conn
+        self.known = known
+
+    def get_hashes(self, coords: Sequence[tuple[int, int]]) -> list[bytes]:
+        missing = [c for c in coords if c not in self.known]
+        if missing:
+            self.known.update(
+                zip(missing, DbHashReader(self._conn).get_hashes(missing), strict=True)
+            )
+        return [self.known[c] for c in coords]
+
+
+def _border(size: int) -> list[tuple[int, int]]:
+    """The complete subtrees whose right fold is the root at ``size`` (one per set bit)."""
+    coords: list[tuple[int, int]] = []
+    lo = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            coords.append((level, lo >> level))
+            lo += 1 << level
+    return coords
+
+
+class Sequencer:
+    """The one writer of the log.
+
+    Args:
+        engine: An engine from :func:`api.store.db.make_engine` (schema migrated).
+        origin: The log's origin (first line of every checkpoint; the signer's key name).
+        signer: The log's signed-note signer.
+        clock: Returns "now" (UTC) for the ``created`` columns; injected so tests and replays
+            are deterministic.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        origin: str,
+        signer: Signer,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._engine = engine
+        self._origin = origin
+        self._signer = signer
+        self._clock = clock
+
+    @property
+    def origin(self) -> str:
+        """The log origin this sequencer signs for."""
+        return self._origin
+
+    def integrate(self, batch: Sequence[PendingEntry]) -> IntegrationResult:
+        """Append ``batch`` to the log and sign a checkpoint, in one transaction.
+
+        An empty batch signs nothing when a checkpoint exists (its result describes the
+        latest one); on an empty log it signs the size-0 checkpoint.
+
+        Args:
+            batch: Entries in the order they get indices.
+
+        Returns:
+            Where the batch landed and the checkpoint that covers it.
+
+        Raises:
+            ConflictError: The stored tree does not extend the latest checkpoint (a fork or a
+                damaged store), another writer won the race for the same size, or a unique
+                constraint refused a row (event logged twice, producer seq reused).
+            ValueError: The batch is malformed (e.g. a capture's entries are not consecutive).
+        """
+        _check_batch(batch)
+        # Hash outside the lock: the critical section should be only database work.
+        leaf_hashes = [merkle.leaf_hash(e.leaf) for e in batch]
+        now = self._clock()
+        try:
+            with write_transaction(self._engine) as conn:
+                return self._integrate(conn, batch, leaf_hashes, now)
+        except sa_exc.IntegrityError as exc:
+            # The PRIMARY KEY on checkpoints.size / entries.idx, UNIQUE(producer, seq) and the
+            # event_id index are the backstops: whichever fired, this batch lost and wrote
+            # nothing (the transaction rolled back).
+            raise ConflictError(f"log write refused by a database constraint: {exc.orig}") from exc
+
+    def integrate_prepared(
+        self, prepare: Callable[[Connection], tuple[Sequence[PendingEntry], _T]]
+    ) -> tuple[IntegrationResult | None, _T]:
+        """Prepare a batch inside the writer's transaction, then integrate it there.
+
+        For use cases whose entries depend on what the log already holds (item states, a
+        producer's chain head, registered keys): ``prepare`` runs after the writer lock is
+        taken, reads through the connection it is given, and returns the batch plus any value
+        the caller wants back. Reads and the append are then one serialised transaction, so two
+        API processes can never both derive new states from the same old ones. If ``prepare``
+        raises, or returns an empty batch, nothing is written (no checkpoint either).
+
+        Args:
+            prepare: ``conn -> (batch, extra)``; must not commit or write.
+
+        Returns:
+            ``(result, extra)``; ``result`` is None when the batch was empty.
+
+        Raises:
+            ConflictError: As :meth:`integrate`.
+            ValueError: The batch is malformed.
+        """
+        now = self._clock()
+        try:
+            with write_transaction(self._engine) as conn:
+                if is_postgres(conn):
+                    # Transaction-scoped and re-entrant: _integrate takes it again harmlessly.
+                    conn.execute(
+                        text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY_SQL})"),
+                        {"ns": _INTEGRATE_LOCK_NS},
+                    )
+                batch, extra = prepare(conn)
+                if not batch:
+                    return None, extra
+                _check_batch(batch)
+                leaf_hashes = [merkle.leaf_hash(e.leaf) for e in batch]
+                return self._integrate(conn, batch, leaf_hashes, now), extra
+        except sa_exc.IntegrityError as exc:
+            raise ConflictError(f"log write refused by a database constraint: {exc.orig}") from exc
+
+    # The body of the transaction. Statement order matters only in that the lock comes first.
+    def _integrate(
+        self,
+        conn: Connection,
+        batch: Sequence[PendingEntry],
+        leaf_hashes: list[bytes],
+        now: datetime,
+    ) -> IntegrationResult:
+        if is_postgres(conn):
+            # Must be the first statement: under READ COMMITTED every later statement then sees
+            # the previous writer's commit.
+            conn.execute(
+                text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY_SQL})"), {"ns": _INTEGRATE_LOCK_NS}
+            )
+        last = latest_checkpoint(conn, for_update=True)
+        size = tree_size(conn)
+
+        # Checkpoint CAS, step 1: the stored tree must be at least as large as the last head.
+        if last is None:
+            if size != 0:
+                raise ConflictError(
+                    "entries exist but no checkpoint was ever signed", expected=0, actual=size
+                )
+        elif size < last.size:
+            raise ConflictError(
+                "stored tree is smaller than the latest checkpoint",
+                expected=last.size,
+                actual=size,
+            )
+        if not batch and last is not None:
+            return IntegrationResult(last.size, last.size, last.root, last.note)
+
+        # One SELECT for every stored hash the writer needs: the right border at the current
+        # size (what new_hashes pairs new nodes with) and at the last checkpoint's size.
+        coords = list(dict.fromkeys(_border(size) + (_border(last.size) if last else [])))
+        reader = _OverlayReader(conn, {})
+        try:
+            if coords:
+                reader.get_hashes(coords)
+            # Checkpoint CAS, step 2: the root at the last size, recomputed from stored hashes,
+            # must be the one we signed — so the new head provably extends it.
+            if last is not None:
+                recomputed = merkle.root(last.size, reader)
+                if recomputed != last.root:
+                    raise ConflictError(
+                        f"stored hashes do not reproduce the checkpoint at size {last.size}",
+                        expected=last.root.hex(),
+                        actual=recomputed.hex(),
+                    )
+            nodes = merkle.new_hashes(size, leaf_hashes, reader)
+        except NotFoundError as exc:
+            raise ConflictError(f"stored Merkle hashes are incomplete: {exc}") from exc
+        reader.known.update(((lvl, idx), h) for lvl, idx, h in nodes)
+        new_size = size + len(batch)
+        new_root = merkle.root(new_size, reader)
+
+        if batch:
+            self._write_rows(conn, batch, leaf_hashes, size, new_size, now)
+        # Level 0 is entries.leaf_hash (written with the entries); only interior nodes here.
+        inner = [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes if lvl > 0]
+        if inner:
+            conn.execute(insert(t.merkle_nodes), inner)
+
+        body = Checkpoint(self._origin, new_size, new_root).body()
+        note = sign_note(body, [self._signer]).serialize()
+        # Checkpoint CAS, step 3: size is the primary key; a concurrent writer that somehow
+        # got here with the same size fails on it (IntegrityError -> ConflictError).
+        conn.execute(
+            insert(t.checkpoints),
+            {"size": new_size, "root": new_root, "note": note.decode("utf-8"), "created": now},
+        )
+        return IntegrationResult(size, new_size, new_root, note)
+
+    def _write_rows(
+        self,
+        conn: Connection,
+        batch: Sequence[PendingEntry],
+        leaf_hashes: list[bytes],
+        first: int,
+        new_size: int,
+        now: datetime,
+    ) -> None:
+        entry_rows: list[dict[str, Any]] = []
+        event_rows: list[dict[str, Any]] = []
+        alert_rows: list[dict[str, Any]] = []
+        capture_rows: list[dict[str, Any]] = []
+        # Keyed so that the last update in log order wins (and each key appears once per
+        # statement: PostgreSQL refuses to upsert the same row twice in one INSERT).
+        item_rows: dict[str, dict[str, Any]] = {}
+        heads: dict[str, dict[str, Any]] = {}
+        orgs: dict[str, dict[str, Any]] = {}
+        products: dict[str, dict[str, Any]] = {}
+        keys: list[dict[str, Any]] = []
+        revocations: list[tuple[int, KeyRevocation]] = []
+
+        for offset, (entry, lh) in enumerate(zip(batch, leaf_hashes, strict=True)):
+            idx = first + offset
+            entry_rows.append(
+                {
+                    "idx": idx,
+                    "leaf": entry.leaf,
+                    "leaf_hash": lh,
+                    "kind": entry.kind,
+                    "event_id": entry.event_id,
+                    "capture_id": entry.capture_id,
+                    "producer": entry.producer,
+                    "created": now,
+                }
+            )
+            event_rows.extend(
+                {"code": code, "log_index": idx} for code in dict.fromkeys(entry.codes)
+            )
+            alert_rows.extend(
+                {
+                    "log_index": idx,
+                    "kind": a.kind,
+                    "rule": a.rule,
+                    "org": a.org,
+                    "codes": list(a.codes),
+                    "message": a.message,
+                    "created": now,
+                }
+                for a in entry.alerts
+            )
+            for it in entry.items:
+                item_rows[it.code] = {
+                    "code": it.code,
+                    "product_gtin": it.product_gtin,
+                    "lot": it.lot,
+                    "expiry": it.expiry,
+                    "status": it.status,
+                    "custodian": it.custodian,
+                    "location": it.location,
+                    "parent": it.parent,
+                    "in_transit_to": it.in_transit_to,
+                    "recalled": it.recalled,
+                    "quarantined": it.quarantined,
+                    "dispense_count": it.dispense_count,
+                    "state_json": it.state_json,
+                    "updated_index": idx,
+                }
+            cap = entry.capture
+            if cap is not None:
+                receipt = {
+                    "capture_id": cap.capture_id,
+                    "checkpoint_size": new_size,
+                    "count": cap.count,
+                    "first_index": idx,
+                    "producer": cap.producer,
+                    "seq": cap.seq,
+                }
+                capture_rows.append(
+                    {
+                        "capture_id": cap.capture_id,
+                        "producer": cap.producer,
+                        "seq": cap.seq,
+                        "payload": cap.payload,
+                        "signature": cap.signature,
+                        "first_index": idx,
+                        "count": cap.count,
+                        "checkpoint_size": new_size,
+                        "receipt_json": canonical_json(receipt).decode("utf-8"),
+                        "created": now,
+                    }
+                )
+                prior = heads.get(cap.producer)
+                if prior is None or cap.seq > prior["seq"]:
+                    heads[cap.producer] = {
+                        "producer": cap.producer,
+                        "seq": cap.seq,
+                        "capture_id": cap.capture_id,
+                        "updated_index": idx,
+                    }
+            if entry.org is not None:
+                o = entry.org
+                orgs[o.id] = {
+                    "id": o.id,
+                    "name": o.name,
+                    "role": o.role,
+                    "gln": o.gln,
+                    "company_prefixes": list(o.company_prefixes),
+                    "registered_index": idx,
+                    "data_json": o.data_json,
+                }
+            if entry.key is not None:
+                k = entry.key
+                keys.append(
+                    {
+                        "org": k.org,
+                        "key_id": k.key_id,
+                        "name": k.name,
+                        "public_key": k.public_key,
+                        "valid_from_index": idx,
+                        "revoked_at_index": None,
+                    }
+                )
+            if entry.revoke is not None:
+                revocations.append((idx, entry.revoke))
+            if entry.product is not None:
+                p = entry.product
+                products[p.gtin] = {
+                    "gtin": p.gtin,
+                    "owner": p.owner,
+                    "name": p.name,
+                    "kind": p.kind,
+                    "nmpa_drug_id": p.nmpa_drug_id,
+                    "data_json": p.data_json,
+                    "registered_index": idx,
+                }
+
+        # Parents before children (foreign keys are enforced on both engines).
+        conn.execute(insert(t.entries), entry_rows)
+        if event_rows:
+            conn.execute(insert(t.item_events), event_rows)
+        if alert_rows:
+            conn.execute(insert(t.alerts), alert_rows)
+        if orgs:
+            conn.execute(_upsert(conn, t.orgs, ["id"]), list(orgs.values()))
+        if keys:
+            conn.execute(insert(t.org_keys), keys)
+        for idx, rev in revocations:
+            kc = t.org_keys.c
+            conn.execute(
+                update(t.org_keys)
+                .where(kc.org == rev.org, kc.key_id == rev.key_id, kc.revoked_at_index.is_(None))
+                .values(revoked_at_index=idx)
+            )
+        if products:
+            conn.execute(_upsert(conn, t.products, ["gtin"]), list(products.values()))
+        if capture_rows:
+            conn.execute(insert(t.captures), capture_rows)
+        if heads:
+            conn.execute(
+                _upsert(conn, t.producer_heads, ["producer"], newer="seq"), list(heads.values())
+            )
+        if item_rows:
+            conn.execute(_upsert(conn, t.items, ["code"]), list(item_rows.values()))
+
+
+def _upsert(conn: Connection, table: Any, keys: list[str], *, newer: str | None = None) -> Insert:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE`` every other column (PostgreSQL or SQLite).
+
+    With ``newer``, an existing row is only replaced by one with a larger value in that column
+    (a producer head never moves backwards).
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    excluded = stmt.excluded
+    set_ = {c.name: excluded[c.name] for c in table.columns if c.name not in keys}
+    where = table.c[newer] < excluded[newer] if newer else None
+    upsert: Insert = stmt.on_conflict_do_update(index_elements=keys, set_=set_, where=where)
+    return upsert
+
+
+def _check_batch(batch: Sequence[PendingEntry]) -> None:
+    """Refuse batches the service layer got wrong, before anything is locked."""
+    for i, entry in enumerate(batch):
+        if not entry.leaf:
+            raise ValueError(f"batch[{i}]: empty leaf")
+        if entry.kind == "event" and not entry.event_id:
+            raise ValueError(f"batch[{i}]: an event entry needs its event_id")
+        cap = entry.capture
+        if cap is None:
+            continue
+        if cap.count < 1 or i + cap.count > len(batch):
+            raise ValueError(
+                f"batch[{i}]: capture {cap.capture_id} claims {cap.count} entries; "
+                f"only {len(batch) - i} follow"
+            )
+        for j in range(i, i + cap.count):
+            if batch[j].capture_id != cap.capture_id:
+                raise ValueError(
+                    f"batch[{j}]: expected an entry of capture {cap.capture_id}, "
+                    f"got capture {batch[j].capture_id}"
+                )
+
+
+class SequencerLock:
+    """Leader election for a long-running sequencer (PostgreSQL session advisory lock).
+
+    Correctness never depends on it — :meth:`Sequencer.integrate` serialises every batch on
+    its own transaction-scoped lock. It exists so that exactly one background batching worker
+    runs per log: others wait (:meth:`acquire`) or give up (:meth:`try_acquire`). The lock
+    lives as long as its dedicated connection, so a crashed leader frees it at once.
+
+    On SQLite there is one process by design; the lock is always granted.
+
+    Args:
+        engine: The log's engine.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object currently holds the lock."""
+        return self._conn is not None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; return whether it is now held."""
+        if self._conn is not None:
+            return True
+        if not is_postgres(self._engine):
+            self._conn = self._engine.connect()
+            return True
+        conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        got = conn.execute(
+            text(f"SELECT pg_try_advisory_lock({_LOCK_KEY_SQL})"), {"ns": _LEADER_LOCK_NS}
+        ).scalar_one()
+        if got:
+            self._conn = conn
+            return True
+        conn.close()
+        return False
+
+    def acquire(self) -> None:
+        """Wait until the lock is free, then take it."""
+        if self._conn is not None:
+            return
+        conn = self._engine.connect()
+        if is_postgres(self._engine):
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(text(f"SELECT pg_advisory_lock({_LOCK_KEY_SQL})"), {"ns": _LEADER_LOCK_NS})
+        self._conn = conn
+
+    def release(self) -> None:
+        """Give the lock up (idempotent)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if is_postgres(self._engine):
+                conn.execute(
+                    text(f"SELECT pg_advisory_unlock({_LOCK_KEY_SQL})"), {"ns": _LEADER_LOCK_NS}
+                )
+        finally:
+            conn.close()
+
+    def __enter__(self) -> SequencerLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
