@@ -27,7 +27,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 unit: setup
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider
 
 test: lint typecheck unit
 

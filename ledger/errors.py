@@ -21,10 +21,12 @@ compared values where there are any (``expected`` / ``actual``).
      │    ├── HashMismatchError         a recomputed hash differs (expected/actual)
      │    ├── ChainError                a producer seq/prev chain is broken (expected/actual)
      │    ├── ProofError                a Merkle inclusion/consistency proof fails
-     │    └── PolicyError               too few trusted signatures (k-of-n not met)
+     │    ├── PolicyError               too few trusted signatures (k-of-n not met)
+     │    └── AuditFailure              a full re-verification found its first bad entry (index)
      ├── ConflictError                  a write lost a race or contradicts the log (fork, seq reuse)
      ├── NotFoundError                  an unknown key, index or item
      ├── AuthorizationError             the actor may never perform this step (refused, not logged)
+     ├── WitnessRefusal                 a witness refuses a checkpoint (carries the HTTP status)
      └── RuleViolation                  a lifecycle rule (R1–R10) refuses a step; carries alert kind
 """
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuditFailure",
     "AuthorizationError",
     "CanonicalizationError",
     "ChainError",
@@ -53,6 +56,7 @@ __all__ = [
     "RuleViolation",
     "SignatureError",
     "UnknownAIError",
+    "WitnessRefusal",
 ]
 
 
@@ -175,3 +179,51 @@ class RuleViolation(LedgerError):
         super().__init__(message, **kw)
         self.kind = kind
         self.rule = rule
+
+
+class AuditFailure(IntegrityError):
+    """A full re-verification of the log stopped at its first failing entry.
+
+    Args:
+        message: Why the entry fails.
+        index: The log index of the first failing entry (None for a log-level failure).
+        reason: A short machine-readable reason, e.g. ``"capture_signature"``.
+        checkpoint: The size of the failing checkpoint, for a checkpoint-level failure.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        index: int | None,
+        reason: str,
+        checkpoint: int | None = None,
+        **kw: Any,
+    ) -> None:
+        if index is not None:
+            where = f"entry {index}: "
+        elif checkpoint is not None:
+            where = f"checkpoint at size {checkpoint}: "
+        else:
+            where = ""
+        super().__init__(f"{where}{reason}: {message}", **kw)
+        self.index = index
+        self.reason = reason
+        self.checkpoint = checkpoint
+
+
+class WitnessRefusal(LedgerError):
+    """A witness refuses to cosign a checkpoint (c2sp.org/tlog-witness).
+
+    Args:
+        message: Why the checkpoint is refused.
+        status: The HTTP status the protocol prescribes (400, 403, 404, 409 or 422).
+        latest_size: For 409, the size of the latest checkpoint the witness cosigned.
+    """
+
+    def __init__(
+        self, message: str, *, status: int, latest_size: int | None = None, **kw: Any
+    ) -> None:
+        super().__init__(message, **kw)
+        self.status = status
+        self.latest_size = latest_size
