@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup demo test lint typecheck unit bench clean
 
+include contracts.mk
+
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -29,7 +31,9 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest -q -n 2 -p no:cacheprovider
 
-test: lint typecheck unit
+# The chain tests need anvil and solc from npm (contracts/node_modules); the artifact check
+# fails when the committed contract artifact is not what the pinned compiler builds.
+test: chain-deps contracts-check lint typecheck unit
 
 bench: setup
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
