@@ -65,9 +65,12 @@ def test_static_imports_and_calls_are_pure() -> None:
                     "ledger"
                 }:
                     problems.append(f"{path.name}:{node.lineno} imports non-allowed {name}")
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-                if (node.value.id, node.attr) in FORBIDDEN_CALLS:
-                    problems.append(f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}")
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and (node.value.id, node.attr) in FORBIDDEN_CALLS
+            ):
+                problems.append(f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}")
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Name)
