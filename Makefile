@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench clean browser-deps
 
 include contracts.mk
 
@@ -33,7 +33,16 @@ unit: setup
 
 # The chain tests need anvil and solc from npm (contracts/node_modules); the artifact check
 # fails when the committed contract artifact is not what the pinned compiler builds.
-test: chain-deps contracts-check lint typecheck unit
+test: chain-deps contracts-check browser-deps lint typecheck unit
+
+BROWSER_STAMP := tests/browser/node_modules/.yima-installed
+
+browser-deps: $(BROWSER_STAMP)
+
+# playwright-core drives the system Chromium; it never downloads a browser of its own.
+$(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
 
 bench: setup
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

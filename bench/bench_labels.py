@@ -1,0 +1,81 @@
+"""Label generation throughput: pack labels (QR Digital Link + GS1 DataMatrix + text) per second.
+
+Measures PNG + SVG per label in memory, median of 5 runs, with a same-process baseline: the
+``qrcode`` package making one QR matrix for the same Digital Link (no image, no DataMatrix).
+Goal (issue "Code assignment, labels and the scanning client"): >= 500 labels/s.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ledger.identifiers import Sgtin
+from scanner.labels import Label, LabelRenderer
+from scanner.serials import sgtin_serials
+
+RESOLVER = "https://id.yima.example"
+N = 1000
+RUNS = 5
+GOAL = 500.0
+
+
+def _labels(n: int) -> list[Label]:
+    serials = sgtin_serials(n, randbelow=random.Random(20261127).randrange)
+    exp = date(2027, 6, 30)
+    return [
+        Label(Sgtin("06901234000016", s, "B2501", exp), "阿莫西林胶囊 0.25g×24", "B2501", exp)
+        for s in serials
+    ]
+
+
+def _rate(fn: object, items: list[Label]) -> float:
+    rates = []
+    for _ in range(RUNS):
+        t = time.perf_counter()
+        for it in items:
+            fn(it)  # type: ignore[operator]
+        rates.append(len(items) / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def main() -> int:
+    labels = _labels(N)
+    r = LabelRenderer(RESOLVER)
+    r.png(labels[0])  # warm caches (fonts, static text)
+
+    def both(label: Label) -> None:
+        r.png(label)
+        r.svg(label)
+
+    png_svg = _rate(both, labels)
+    png = _rate(r.png, labels)
+    svg = _rate(r.svg, labels)
+    try:
+        import qrcode
+
+        def baseline(label: Label) -> None:
+            q = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
+            q.add_data(label.code.digital_link(RESOLVER))
+            q.make(fit=True)
+
+        base = _rate(baseline, labels[:200])
+        base_txt = f"{base:8.0f}/s  (qrcode.make matrix only, same process)"
+    except ImportError:
+        base_txt = "n/a (qrcode not installed)"
+    print(f"labels: {N} pack labels x {RUNS} runs, median; CJK font: {r.font_path or 'none'}")
+    print(f"  PNG + SVG per label  {png_svg:8.0f}/s   goal >= {GOAL:.0f}/s")
+    print(f"  PNG only             {png:8.0f}/s")
+    print(f"  SVG only             {svg:8.0f}/s")
+    print(f"  baseline             {base_txt}")
+    return 0 if png_svg >= GOAL else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
