@@ -15,6 +15,11 @@ Public API:
 
 Malformed input raises :class:`ledger.errors.EncodingError` subclasses; structural problems
 raise :class:`ledger.errors.EpcisValidationError` carrying the JSON path of the field.
+
+Two implementations, one result: the general path (``_prehash_general``: the reference's node
+tree, SPEC §3 steps 1-11) is the definition; a fast path (``_prehash_fast``) emits the pre-hash
+string of the usual lone event (the shapes the ``ledger.epcis`` builders make) in one pass and
+steps aside for anything else. ``tests/unit/test_eventhash_fastpath.py`` proves they agree.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Final
 from xml.etree import ElementTree
@@ -579,14 +584,30 @@ _DL_FINAL: Final = re.compile(
 )
 
 
-def _check_digit(body: str) -> str:
+def _check_digit_general(body: str) -> str:
     """GS1 mod-10 check digit of a key body (weights 3,1,3,... from the right)."""
     total = 3 * sum(map(int, body[::-2])) + sum(map(int, body[-2::-2]))
     return str(-total % 10)
 
 
+@lru_cache(maxsize=1 << 12)
+def _check_digit(body: str) -> str:
+    """:func:`_check_digit_general`; ASCII digits are summed as bytes (``0`` is 48).
+
+    Cached: the body is the GTIN/GLN part of an identifier, shared by all serials of a product.
+    """
+    if not (body.isascii() and body.isdigit()):
+        return _check_digit_general(body)  # e.g. other Unicode decimal digits (regex \d)
+    raw = body.encode()
+    size = len(raw)
+    total = 3 * sum(raw[::-2]) + sum(raw[-2::-2]) - 48 * (3 * ((size + 1) // 2) + size // 2)
+    return str(-total % 10)
+
+
 def _pct(text: str) -> str:
     """Percent-encode the characters GS1 Digital Link reserves that EPC URNs allow."""
+    if text.isalnum():  # none of the characters below: the usual serial
+        return text
     for ch, enc in (
         ("!", "%21"), ("(", "%28"), (")", "%29"), ("*", "%2A"), ("+", "%2B"), (",", "%2C"),
         (":", "%3A"),
@@ -713,11 +734,20 @@ def _dl_constrain(uri: str) -> str | None:
 _DLS: Final = r"[\x22\x27\x2D\x2E\x30-\x39\x3B-\x3E\x41-\x5A\x5F\x61-\x7A]"
 _DL_ALREADY_CANONICAL: Final = re.compile(
     rf"https://id\.gs1\.org/(?:00/\d{{18}}|01/\d{{14}}(?:/(?:10|21)/{_DLS}{{0,20}})?"
-    rf"|414/\d{{13}}(?:/254/{_DLS}{{0,20}})?)"
+    rf"|414/\d{{13}}(?:/254/{_DLS}{{0,20}})?|417/\d{{13}}|8004/{_DLS}{{0,30}})"
 )
 
 
-@lru_cache(maxsize=1 << 16)
+# The usual SGTIN URN: ASCII digits and an alphanumeric serial (a subset of id:sgtin).
+_SGTIN_USUAL: Final = re.compile(r"urn:epc:id:sgtin:([0-9]{6,12})\.([0-9]{1,7})\.[0-9A-Za-z]{1,20}")
+
+
+@lru_cache(maxsize=1 << 12)
+def _sgtin_head(head: str) -> str:
+    """``urn:epc:id:sgtin:CP.REF.`` -> ``https://id.gs1.org/01/{GTIN-14}/21/`` (one per product)."""
+    return f"https://id.gs1.org/01/{_gtin(head, 17, head.find('.'))}/21/"
+
+
 def _normalise_id(value: str) -> str | None:
     """Canonical constrained Digital Link for an EPC URN or Digital Link, else None."""
     if _DL_ALREADY_CANONICAL.fullmatch(value) is not None:
@@ -726,6 +756,10 @@ def _normalise_id(value: str) -> str | None:
     if dot < 0:
         return None
     if value.startswith("urn:epc:"):
+        if value.startswith("urn:epc:id:sgtin:"):
+            usual = _SGTIN_USUAL.fullmatch(value)
+            if usual is not None and usual.end(2) == 31:  # 13 digits: one of _cp(13)'s splits
+                return _sgtin_head(value[:32]) + value[32:]  # alphanumeric: nothing to escape
         parts = value.split(":", 4)
         if len(parts) == 5:
             kind = parts[2] + ":" + parts[3]
@@ -754,8 +788,11 @@ _NOT_NUMERIC_START: Final = frozenset("abcdefghjklmopqrstuvwxyzABCDEFGHJKLMOPQRS
 
 def _numeric(text: str) -> str:
     """Format numbers as the reference does (``26.0`` -> ``26``). SPEC §3 step 8."""
-    if text[:1] in _NOT_NUMERIC_START:  # fast path: URIs and words ("inf"/"nan" start i/n)
+    first = text[:1]
+    if first in _NOT_NUMERIC_START:  # fast path: URIs and words ("inf"/"nan" start i/n)
         return text
+    if not (first.isascii() or first.isdecimal() or first.isspace()):
+        return text  # float() reads no other non-ASCII first character (e.g. 中药)
     try:
         number = float(text)
     except ValueError:
@@ -785,8 +822,7 @@ _TIMESTAMP: Final = re.compile(
 )
 
 
-@lru_cache(maxsize=1 << 14)
-def _timestamp(text: str) -> str:
+def _timestamp_general(text: str) -> str:
     """ISO 8601 date-time -> UTC, millisecond precision, ``Z``. SPEC §3 step 6.
 
     Raises:
@@ -813,6 +849,73 @@ def _timestamp(text: str) -> str:
     except (ValueError, OverflowError) as exc:
         raise EpcisValidationError(f"not a valid date-time: {text!r}") from exc
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+# The form every Yima builder writes: YYYY-MM-DDTHH:MM:SS.mmm then Z or ±HH:MM (ASCII digits).
+_TS_USUAL: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]\.[0-9]{3}(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_MINUTE_OF_DAY: Final = {f"{m // 60:02d}:{m % 60:02d}": m for m in range(1440)}
+_HH_MM: Final = tuple(_MINUTE_OF_DAY)
+_OFFSET_MINUTES: Final = {
+    f"{sign}{hhmm}": (m if sign == "+" else -m)
+    for hhmm, m in _MINUTE_OF_DAY.items()
+    for sign in "+-"
+}
+_MONTH_DAY: Final = frozenset(
+    f"{m:02d}-{d:02d}"
+    for m in range(1, 13)
+    for d in range(1, 1 + (29, 31, 30)[(m in (4, 6, 9, 11)) + (m != 2)])
+)
+
+
+def _timestamp_usual(text: str) -> str | None:
+    """:func:`_timestamp_general` for ``YYYY-MM-DDTHH:MM:SS.mmm`` + ``Z`` or ``±HH:MM``.
+
+    Table look-ups instead of datetime arithmetic; None for anything else (other forms,
+    fields out of range, a result outside years 1-9999), which the general function then
+    handles, errors included. Whole milliseconds: seconds and fraction are copied as written.
+    """
+    if _TS_USUAL.fullmatch(text) is None:
+        return None
+    minute = _MINUTE_OF_DAY.get(text[11:16])
+    month_day = text[5:10]
+    if minute is None or month_day not in _MONTH_DAY or text[:4] == "0000":
+        return None
+    if month_day == "02-29":
+        year = int(text[:4])
+        if year % 4 or (year % 100 == 0 and year % 400):
+            return None
+    if len(text) == 29:
+        offset = _OFFSET_MINUTES.get(text[23:])
+        if offset is None:
+            return None
+        minute -= offset
+    ymd: str | None = text[:10]
+    if not 0 <= minute < 1440:  # another UTC day
+        days, minute = divmod(minute, 1440)
+        ymd = _shift_day(text[:10], days)
+    return None if ymd is None else ymd + "T" + _HH_MM[minute] + text[16:23] + "Z"
+
+
+@lru_cache(maxsize=1 << 10)
+def _shift_day(ymd: str, days: int) -> str | None:
+    """``YYYY-MM-DD`` moved by ``days`` (-1 or 1), or None outside years 1-9999."""
+    try:
+        day = date(int(ymd[:4]), int(ymd[5:7]), int(ymd[8:10]))
+        return date.fromordinal(day.toordinal() + days).isoformat()
+    except (ValueError, OverflowError):
+        return None
+
+
+@lru_cache(maxsize=1 << 14)
+def _timestamp(text: str) -> str:
+    """ISO 8601 date-time -> UTC, millisecond precision, ``Z``. SPEC §3 step 6.
+
+    Raises:
+        EpcisValidationError: ``text`` is not an ISO 8601 date-time.
+    """
+    return _timestamp_usual(text) or _timestamp_general(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1258,6 +1361,409 @@ def _generic(children: list[Node]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Fast path. SPEC §3 steps 2-11 for the event shapes the builders make, emitted in one pass
+# straight from the JSON object: no node tree, no whole-event expansion walk. It calls the same
+# value functions (_canon, _timestamp) and reproduces the general path exactly; on anything it
+# does not cover (unknown keys, @context or declared prefixes, nested extension objects, values
+# that step 2 would collect outside a vocabulary position, #text, odd list shapes, errors) it
+# gives up and _prehash_general decides. tests/unit/test_eventhash_fastpath.py proves identity.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Bail(Exception):
+    """The event is outside the fast path's shapes: the general path decides."""
+
+
+# A string starting with one of these would be collected by step 2 (a compact or expanded
+# CBV / GS1 voc IRI). Outside the vocabulary positions handled below, the fast path gives up.
+_FAST_BAIL_PREFIXES: Final = (*_EXPANDED_PREFIXES, "cbv:", "gs1:")
+_FAST_DL: Final = "https://id.gs1.org/"
+_FAST_CTX: Final = _Ctx()  # a lone event without prefixes (never mutated)
+
+_ValueFn = Callable[[Any, Mapping[str, str]], str]
+
+
+def _fv(value: Any, replace: Mapping[str, str]) -> str:
+    """``=`` + canonical value of a JSON scalar, or ``""`` when blank. SPEC §3 steps 2, 7-9."""
+    # Scalars are told apart with isinstance, as _children/_scalar_text do.
+    if isinstance(value, str):
+        if value.startswith(_FAST_BAIL_PREFIXES):
+            raise _Bail  # step 2 would collect this value
+        text = replace.get(value, value) if replace else value  # SPEC §3 step 2
+        text = text.strip()
+        if not text:
+            return ""
+        if text.startswith(_FAST_DL) and _DL_ALREADY_CANONICAL.fullmatch(text) is not None:
+            return "=" + text  # what _canon returns for it (no ':', not numeric, canonical)
+        return "=" + _canon(text)
+    if isinstance(value, bool):  # JSON true/false (Q3); before int: bool is an int
+        return "=" + _canon("true" if value else "false")
+    if isinstance(value, int | float):
+        return "=" + _canon(str(value))
+    raise _Bail  # null (an error), objects, nested lists
+
+
+def _fvv(value: Any, replace: Mapping[str, str]) -> str:
+    """:func:`_fv` for a vocabulary position, whose expansion :func:`_fast_replace` did."""
+    if isinstance(value, str):
+        text = replace.get(value, value) if replace else value
+        text = text.strip()
+        return "=" + _canon(text) if text else ""
+    return _fv(value, replace)
+
+
+def _ft(value: Any, replace: Mapping[str, str]) -> str:
+    """``=`` + UTC timestamp, or ``""`` when blank. SPEC §3 step 6 (Q4)."""
+    if not isinstance(value, str):
+        raise _Bail
+    text = replace.get(value, value) if replace else value
+    text = text.strip()
+    return "=" + _timestamp(text) if text else ""
+
+
+def _fleaf(name: str, value: Any, fn: _ValueFn, replace: Mapping[str, str]) -> str:
+    """Ordered elements without sub-order: ``name=value``, sorted. SPEC §3 step 6."""
+    if type(value) is list:  # a list repeats the element (SPEC §3 step 4)
+        values = []
+        for item in value:
+            text = fn(item, replace)
+            if text:
+                values.append(name + text)
+        if len(values) > 1:
+            values.sort()
+        return "".join(values)
+    text = fn(value, replace)
+    return name + text if text else ""
+
+
+def _fepcs(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    """epcList / inputEPCList / childEPCs / outputEPCList: ``epc`` children. SPEC §3 steps 4-6."""
+    values = []
+    for item in value if type(value) is list else (value,):
+        if (
+            type(item) is str
+            and item.startswith(_FAST_DL)
+            and not (replace and item in replace)
+            and _DL_ALREADY_CANONICAL.fullmatch(item) is not None
+        ):  # the usual EPC: _fv inlined (nothing to strip, _canon returns it as is)
+            values.append("epc=" + item)
+            continue
+        text = _fv(item, replace)
+        if text:
+            values.append("epc" + text)
+    if not values:
+        return ""
+    values.sort()
+    return name + "".join(values)
+
+
+_QTY_KEYS: Final = frozenset({"epcClass", "quantity", "uom"})
+_PD_KEYS: Final = frozenset({"set", "unset"})
+_SENSOR_ELEMENT_KEYS: Final = frozenset({"sensorMetadata", "sensorReport"})
+
+
+def _fqty(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    """Quantity lists: ``quantityElement`` (epcClass, quantity, uom). SPEC §3 steps 4-6."""
+    if type(value) is not list:
+        raise _Bail
+    values = []
+    for item in value:
+        if type(item) is not dict or not item or not item.keys() <= _QTY_KEYS:
+            raise _Bail
+        inner = ""
+        for key in ("epcClass", "quantity", "uom"):
+            if key in item:
+                inner += _fleaf(key, item[key], _fv, replace)
+        if inner:
+            values.append("quantityElement" + inner)
+    if not values:
+        return ""
+    values.sort()
+    return name + "".join(values)
+
+
+def _fpd(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    """persistentDisposition (set, unset). SPEC §3 steps 5-6."""
+    if type(value) is not dict or not value.keys() <= _PD_KEYS:
+        raise _Bail
+    inner = ""
+    for key in ("set", "unset"):
+        if key in value:
+            inner += _fleaf(key, value[key], _fvv, replace)
+    return name + inner if inner else ""
+
+
+def _floc(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    """readPoint / bizLocation (id). SPEC §3 steps 5-6."""
+    if type(value) is not dict or len(value) != 1 or "id" not in value:
+        if value == {}:
+            return ""
+        raise _Bail
+    ident = value["id"]
+    if type(ident) is list:
+        inner = _fleaf("id", ident, _fv, replace)
+        return name + inner if inner else ""
+    text = _fv(ident, replace)
+    return name + "id" + text if text else ""
+
+
+def _value_fns(order: _Order, vocab: Iterable[str]) -> dict[str, tuple[int, _ValueFn]]:
+    return {
+        n: (i, _ft if n in _TIME_FIELDS else _fvv if n in vocab else _fv)
+        for i, (n, _sub) in enumerate(order)
+    }
+
+
+_FAST_META: Final = _value_fns(_SENSOR_METADATA, ())
+_FAST_REPORT: Final = _value_fns(_SENSOR_REPORT, ("type", "exception", "component"))
+
+
+def _fsensor_part(
+    name: str, value: Any, fns: dict[str, tuple[int, _ValueFn]], replace: Mapping[str, str]
+) -> str:
+    """sensorMetadata / one sensorReport in its sub-order. SPEC §3 steps 5-6."""
+    if type(value) is not dict or not value.keys() <= fns.keys():
+        raise _Bail
+    keys = sorted(value, key=fns.__getitem__) if len(value) > 1 else value
+    inner = "".join(_fleaf(key, value[key], fns[key][1], replace) for key in keys)
+    return name + inner if inner else ""
+
+
+def _fsensors(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    """sensorElementList(sensorElement(sensorMetadata, sensorReport)). SPEC §3 steps 4-6."""
+    if type(value) is not list:
+        raise _Bail
+    elements = []
+    for element in value:
+        if type(element) is not dict or not element.keys() <= _SENSOR_ELEMENT_KEYS:
+            raise _Bail
+        inner = ""
+        if "sensorMetadata" in element:
+            inner = _fsensor_part("sensorMetadata", element["sensorMetadata"], _FAST_META, replace)
+        if "sensorReport" in element:
+            reports = element["sensorReport"]
+            texts = [
+                text
+                for report in (reports if type(reports) is list else (reports,))
+                if (text := _fsensor_part("sensorReport", report, _FAST_REPORT, replace))
+            ]
+            if len(texts) > 1:
+                texts.sort()
+            inner += "".join(texts)
+        if inner:
+            elements.append("sensorElement" + inner)
+    if not elements:
+        return ""
+    elements.sort()
+    return name + "".join(elements)
+
+
+def _ftime(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    if type(value) is list:
+        return _fleaf(name, value, _ft, replace)
+    text = _ft(value, replace)
+    return name + text if text else ""
+
+
+def _fleaf_fv(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    if type(value) is list:
+        return _fleaf(name, value, _fv, replace)
+    text = _fv(value, replace)
+    return name + text if text else ""
+
+
+def _fleaf_fvv(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    if type(value) is list:
+        return _fleaf(name, value, _fvv, replace)
+    text = _fvv(value, replace)
+    return name + text if text else ""
+
+
+_Emit = Callable[[str, Any, Mapping[str, str]], str]
+# SPEC §3 step 5: the canonical order, with the emitter of each property's part.
+_FAST_ORDERED: Final[dict[str, tuple[int, _Emit]]] = {
+    name: (rank, emit)
+    for rank, (name, emit) in enumerate(
+        [
+            ("eventTime", _ftime),
+            ("eventTimeZoneOffset", _fleaf_fv),
+            ("certificationInfo", _fleaf_fv),
+            ("parentID", _fleaf_fv),
+            ("epcList", _fepcs),
+            ("inputEPCList", _fepcs),
+            ("childEPCs", _fepcs),
+            ("quantityList", _fqty),
+            ("childQuantityList", _fqty),
+            ("inputQuantityList", _fqty),
+            ("outputEPCList", _fepcs),
+            ("outputQuantityList", _fqty),
+            ("action", _fleaf_fv),
+            ("transformationID", _fleaf_fv),
+            ("bizStep", _fleaf_fvv),
+            ("disposition", _fleaf_fvv),
+            ("persistentDisposition", _fpd),
+            ("readPoint", _floc),
+            ("bizLocation", _floc),
+            ("sensorElementList", _fsensors),
+        ]
+    )
+}
+assert [n for n, _ in _PROP_ORDER] == list(_FAST_ORDERED)  # one order, two emitters
+_FAST_IGNORED: Final = frozenset({"type", "eventID", "recordTime", "errorDeclaration"})
+
+
+def _fast_key(key: str) -> bool:
+    """A user extension key the fast path emits as written (``prefix:name``, no prefixes)."""
+    return (
+        ":" in key
+        and key[:1] != "@"
+        and "{" not in key
+        and not key.endswith("List")
+        and key not in _SKIPPED_KEYS
+    )
+
+
+def _fext(key: str, value: Any, replace: Mapping[str, str], out: list[str]) -> None:
+    """An extension (or ILMD) element: ``name=value`` per item. SPEC §3 step 10."""
+    if type(value) is list:
+        out.extend(key + _fv(item, replace) for item in value)
+    else:
+        out.append(key + _fv(value, replace))
+
+
+def _fpairs(name: str, id_key: str, value: Any, replace: Mapping[str, str]) -> str:
+    """bizTransactionList / sourceList / destinationList: (type, ID) pairs. SPEC §3 step 10, Q1."""
+    if type(value) is not list:
+        raise _Bail
+    pairs = []
+    for item in value:
+        if type(item) is not dict or id_key not in item or len(item) > 1 + ("type" in item):
+            raise _Bail  # a missing ID is an error; other keys would be walked by step 2
+        text = "type" + _fvv(item["type"], replace) if "type" in item else ""
+        pairs.append(text + id_key + _fv(item[id_key], replace))
+    if not pairs:
+        return ""
+    pairs.sort()
+    return name + "".join(pairs)
+
+
+_FAST_VOCAB_TOP: Final = (("bizStep", _T_BIZ_STEP), ("disposition", _T_DISP))
+_FAST_PAIR_TYPES: Final = (
+    ("bizTransactionList", _T_BTT),
+    ("sourceList", _T_SDT),
+    ("destinationList", _T_SDT),
+)
+_FAST_SENSOR_VOCAB: Final = (("type", _T_MTYPE), ("exception", _T_EXC), ("component", _T_COMP))
+
+
+@lru_cache(maxsize=1 << 12)
+def _fast_replacement(found: tuple[str, ...]) -> Mapping[str, str]:
+    return _replacement_map(frozenset(found))
+
+
+def _fast_replace(event: dict[str, Any]) -> Mapping[str, str]:
+    """Step 2 for a fast-path event: the bare-string map from its vocabulary positions.
+
+    _fv gives up on any other string that step 2 would collect, so these positions (and the
+    ignored fields, walked by the general code) are all that can contribute. SPEC §3 step 2.
+    """
+    found: list[str] = []
+    more: set[str] = set()  # what _add_expanded finds for the less usual values
+    for key, table in _FAST_VOCAB_TOP:
+        value = event.get(key)
+        if value is not None:
+            iri = table.get(value) if isinstance(value, str) else None
+            if iri is not None:
+                found.append(iri)
+            else:
+                _add_expanded(value, table, key, more)
+    pd = event.get("persistentDisposition")
+    if type(pd) is dict:
+        for key in ("set", "unset"):
+            if key in pd:
+                _add_expanded(pd[key], _T_DISP, key, more)
+    for key, table in _FAST_PAIR_TYPES:
+        items = event.get(key)
+        if type(items) is list:
+            for item in items:
+                if type(item) is dict and "type" in item:
+                    _add_expanded(item["type"], table, "type", more)
+    elements = event.get("sensorElementList")
+    if type(elements) is list:
+        for element in elements:
+            if type(element) is dict and "sensorReport" in element:
+                reports = element["sensorReport"]
+                for report in reports if type(reports) is list else (reports,):
+                    if type(report) is dict:
+                        for key, table in _FAST_SENSOR_VOCAB:
+                            if key in report:
+                                _add_expanded(report[key], table, key, more)
+    for key in ("eventID", "recordTime"):
+        if key in event:
+            value = event[key]
+            if not isinstance(value, str):
+                raise _Bail  # e.g. null: an error the general path reports
+            _add_expanded(value, None, key, more)
+    if "errorDeclaration" in event:  # rare: the general code checks and walks it
+        part = {"errorDeclaration": event["errorDeclaration"]}
+        _children(part, _FAST_CTX)  # raises where the general path would
+        _collect_expanded(part, "", _FAST_CTX, more)
+    if more:
+        found.extend(sorted(more))
+    # The cache key keeps event order; equal sets give equal maps either way.
+    return _fast_replacement(tuple(found)) if found else {}
+
+
+def _prehash_fast(event: Mapping[str, Any]) -> str | None:
+    """The pre-hash string of a usual lone event (no context), or None: use the general path."""
+    if type(event) is not dict:
+        return None
+    try:
+        etype = event.get("type")
+        if not isinstance(etype, str) or etype not in EVENT_TYPES:
+            return None
+        replace = _fast_replace(event)
+        ordered = [""] * len(_FAST_ORDERED)
+        rest: list[str] = []
+        for key, value in event.items():
+            slot = _FAST_ORDERED.get(key)
+            if slot is not None:  # SPEC §3 steps 5-6
+                ordered[slot[0]] = slot[1](key, value, replace)
+            elif key in _PAIR_LISTS:  # SPEC §3 step 10 (Q1)
+                text = _fpairs(key, _PAIR_LISTS[key], value, replace)
+                if text:
+                    rest.append(text)
+            elif key == "ilmd":  # SPEC §3 step 10
+                if type(value) is not dict:
+                    raise _Bail
+                inner: list[str] = []
+                for name, item in value.items():
+                    if not _fast_key(name):
+                        raise _Bail
+                    _fext(name, item, replace, inner)
+                inner.sort()
+                rest.append("ilmd" + "".join(inner))
+            elif key in _FAST_IGNORED:
+                continue
+            elif _fast_key(key):  # SPEC §3 step 10: user extensions
+                _fext(key, value, replace, rest)
+            else:
+                raise _Bail
+        if type(event.get("eventTime")) is not str:
+            return None  # required: the general path says so
+        rest.sort()
+        # SPEC §3 step 11
+        return "eventType=" + etype + "".join(ordered) + "".join(rest)
+    except Exception:  # any surprise, invalid values included: the general path decides
+        return None
+
+
+def _prehash_general(event: Mapping[str, Any], context: Mapping[str, str] | None = None) -> str:
+    """The pre-hash string by the general path (node tree, SPEC §3 steps 1-11): the definition."""
+    return _event_prehash(event, _context_for_event(event, context), "event")
+
+
+# ---------------------------------------------------------------------------------------------
 # Public API.
 # ---------------------------------------------------------------------------------------------
 
@@ -1306,13 +1812,23 @@ def prehash_string(event: Mapping[str, Any], *, context: Mapping[str, str] | Non
             EPCIS context is always assumed.
 
     Returns:
-        The pre-hash string (SPEC §3); its SHA-256 is the event hash.
+        The pre-hash string (SPEC §3); its SHA-256 is the event hash. Without ``context``, the
+        usual builder-shaped event takes the fast path; the result is the same either way.
 
     Raises:
         EpcisValidationError: The event is structurally invalid (path names the field).
         EncodingError: Another encoding problem.
     """
-    return _event_prehash(event, _context_for_event(event, context), "event")
+    if not context:
+        fast = _prehash_fast(event)
+        if fast is not None:
+            return fast
+    try:
+        return _prehash_general(event, context)
+    except (TypeError, ValueError, OverflowError) as exc:
+        # Malformed input (a list where a string belongs, an offset of 24 h or more) must
+        # surface as the core's typed error, never as a bare Python exception.
+        raise EpcisValidationError(f"cannot hash this event: {exc}", path="event") from exc
 
 
 def hash_prehash(prehash: str) -> str:
@@ -1519,7 +2035,16 @@ def document_prehash_strings(doc: Mapping[str, Any] | bytes | str) -> list[str]:
                 raise _at(exc, f"EventList[{i}]") from None
         return out
     events, path, ctx = _document_events(loaded)
-    return [_event_prehash(e, ctx, f"{path}[{i}]") for i, e in enumerate(events)]
+    out = []
+    for i, e in enumerate(events):
+        try:
+            out.append(_event_prehash(e, ctx, f"{path}[{i}]"))
+        except (TypeError, ValueError, OverflowError) as exc:
+            # Same rule as prehash_string: only typed errors leave the core.
+            raise EpcisValidationError(
+                f"cannot hash this event: {exc}", path=f"{path}[{i}]"
+            ) from exc
+    return out
 
 
 def document_event_hashes(doc: Mapping[str, Any] | bytes | str) -> list[str]:
