@@ -1758,7 +1758,16 @@ def _prehash_fast(event: Mapping[str, Any]) -> str | None:
         return None
 
 
-def _prehash_general(event: Mapping[str, Any], context: Mapping[str, str] | None = None) -> str:
+def _prehash_general(event: Any, context: Mapping[str, str] | None = None) -> str:
+    try:
+        return _prehash_general_impl(event, context)
+    except (TypeError, ValueError, OverflowError) as exc:
+        # Malformed input (a list where a string belongs, an offset of 24 h or more) must
+        # surface as the core's typed error, never as a bare Python exception.
+        raise EpcisValidationError(f"cannot hash this event: {exc}", path="event") from exc
+
+
+def _prehash_general_impl(event: Mapping[str, Any], context: Mapping[str, str] | None = None) -> str:
     """The pre-hash string by the general path (node tree, SPEC §3 steps 1-11): the definition."""
     return _event_prehash(event, _context_for_event(event, context), "event")
 
@@ -1823,12 +1832,7 @@ def prehash_string(event: Mapping[str, Any], *, context: Mapping[str, str] | Non
         fast = _prehash_fast(event)
         if fast is not None:
             return fast
-    try:
-        return _prehash_general(event, context)
-    except (TypeError, ValueError, OverflowError) as exc:
-        # Malformed input (a list where a string belongs, an offset of 24 h or more) must
-        # surface as the core's typed error, never as a bare Python exception.
-        raise EpcisValidationError(f"cannot hash this event: {exc}", path="event") from exc
+    return _prehash_general(event, context)
 
 
 def hash_prehash(prehash: str) -> str:
