@@ -47,7 +47,36 @@ def event_hash_command(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    serve: bool = typer.Option(
+        True,
+        "--serve/--no-serve",
+        help="Keep serving until Ctrl-C (--no-serve: exit after loading).",
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port (0 picks a free one)."),
+    workdir: Path = typer.Option(
+        Path("var") / "demo", "--dir", help="Demo directory (deleted and recreated each run)."
+    ),
+) -> None:
+    """Start the real service on SQLite with the demo world and a scripted journey loaded."""
+    from rich.console import Console
+
+    from fixtures import demo as demo_runner
+
+    console = Console(highlight=False, soft_wrap=True)
+    code = demo_runner.main(
+        serve=serve,
+        host=host,
+        port=port,
+        workdir=workdir,
+        echo=lambda line: console.print(line, markup=False),
+    )
+    raise typer.Exit(code=code)
+
+
+@app.command()
+def walkthrough() -> None:
     """Walk through the verifiable core: sign captures, log them, prove inclusion."""
     from datetime import UTC, datetime
 
@@ -57,6 +86,12 @@ def demo() -> None:
 
     console = Console(highlight=False, soft_wrap=True)
     walkthrough.run(lambda line: console.print(line, markup=False), now=datetime.now(UTC))
+
+
+# Operator commands (init, serve, org/product/token add) live in api/cli_admin.py.
+from api.cli_admin import register as _register_admin  # noqa: E402
+
+_register_admin(app)
 
 
 def main() -> None:

@@ -1,0 +1,559 @@
+"""Capture ingest: one signed capture in, log entries + item states + alerts out, atomically.
+
+The pipeline (docs/spec/08-service.md §8.4; each step cites it as ``# SPEC §8.4 step n``):
+
+1. Decode the wire form and parse the payload (unverified) to learn producer and key ID.
+2. The producer must be ``{caller org}/...`` and its key registered to the caller's org and not
+   revoked; otherwise 403 and nothing is written.
+3. Verify the signature, the events root and every event ID (422 on failure).
+4. Validate every event (EPCIS 2.0) and canonicalise its identifiers for the rules.
+5. Authorize every event (role and site); any refusal refuses the whole capture (403).
+6. Inside the writer's transaction: idempotency (same producer+seq: same capture -> stored
+   receipt, different -> 409), the producer chain (gap/fork -> 409), no event logged twice.
+7. Load the touched items (+ everything packed in them) and products with batched queries and
+   run the lifecycle rules per event, in order: later events see earlier updates.
+8. Build one leaf per event and hand the batch to the sequencer (one transaction, one
+   checkpoint). Rule violations are logged with their alerts and do not advance state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from api.auth import Caller
+from api.container import Container
+from api.errors import Conflict, PermissionDenied
+from api.services.common import (
+    KeyInfo,
+    Registry,
+    canonical_id,
+    canonical_location,
+    chunks,
+    item_update,
+    load_descendants,
+    load_keys,
+    load_products,
+    load_registry,
+    load_states,
+    rfc3339,
+)
+from api.store import AlertRecord, CaptureRecord, PendingEntry, make_leaf
+from api.store import tables as t
+from ledger import lifecycle as lc
+from ledger.capture import CapturePayload, from_wire, verify_chain, verify_signed_capture
+from ledger.epcis import validate_event
+from ledger.errors import AuthorizationError, ConflictError, HashMismatchError
+from ledger.signing import PublicKey, b64encode
+
+__all__ = [
+    "CaptureReceipt",
+    "EventResult",
+    "canonical_event",
+    "ingest_capture",
+    "receipt_from_leaves",
+]
+
+_ID_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
+_CLASS_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+_SD_LISTS = (("sourceList", "source"), ("destinationList", "destination"))
+_CLASS_STEPS = frozenset({lc.STEP_RECALL, lc.STEP_RECALL_LIFT, lc.STEP_QUARANTINE, lc.STEP_RELEASE})
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    """What happened to one event of a capture.
+
+    Attributes:
+        event_id: CBV 2.0 event hash.
+        index: Its log index.
+        status: ``accepted`` (state advanced) or ``alert`` (refused by a rule, logged).
+        alerts: ``{"kind", "rule", "message"}`` per alert (accepted events may carry alerts
+            too, e.g. a cold-chain quarantine).
+    """
+
+    event_id: str
+    index: int
+    status: str
+    alerts: tuple[Mapping[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureReceipt:
+    """The answer to a capture; identical (but for ``duplicate``) on every re-submission."""
+
+    capture_id: str
+    producer: str
+    seq: int
+    duplicate: bool
+    results: tuple[EventResult, ...]
+    checkpoint: str
+    size: int
+    affected: int = 0
+    updated_codes: tuple[str, ...] = field(default=(), repr=False)
+
+
+def receipt_from_leaves(
+    *,
+    capture_id: str,
+    producer: str,
+    seq: int,
+    first_index: int,
+    leaves: Sequence[Mapping[str, Any]],
+    checkpoint: str,
+    size: int,
+    duplicate: bool,
+) -> CaptureReceipt:
+    """Build the receipt from the logged leaves: the same function serves first answers and
+    replays, so both are byte-identical apart from ``duplicate``."""
+    results = tuple(
+        EventResult(
+            event_id=leaf["event_id"],
+            index=first_index + i,
+            status=leaf["outcome"],
+            alerts=tuple(
+                {"kind": a["kind"], "rule": a["rule"], "message": a["message"]}
+                for a in leaf["alerts"]
+            ),
+        )
+        for i, leaf in enumerate(leaves)
+    )
+    return CaptureReceipt(capture_id, producer, seq, duplicate, results, checkpoint, size)
+
+
+def canonical_event(event: Mapping[str, Any], cache: dict[str, str]) -> dict[str, Any]:
+    """A copy of ``event`` with every identifier in canonical form, for the lifecycle rules.
+
+    The logged event stays exactly as signed; only the rules see this copy (spec §8.4 step 4).
+
+    Raises:
+        CodeError: An object identifier is malformed.
+    """
+    out = dict(event)
+    parent = event.get("parentID")
+    if isinstance(parent, str):
+        out["parentID"] = canonical_id(parent, cache)
+    for key in _ID_LISTS:
+        value = event.get(key)
+        if isinstance(value, list):
+            out[key] = [canonical_id(v, cache) if isinstance(v, str) else v for v in value]
+    for key in _CLASS_LISTS:
+        value = event.get(key)
+        if isinstance(value, list):
+            out[key] = [
+                {**q, "epcClass": canonical_id(q["epcClass"], cache)}
+                if isinstance(q, Mapping) and isinstance(q.get("epcClass"), str)
+                else q
+                for q in value
+            ]
+    for key in ("readPoint", "bizLocation"):
+        value = event.get(key)
+        if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+            out[key] = {**value, "id": canonical_location(value["id"], cache)}
+    for list_key, item_key in _SD_LISTS:
+        value = event.get(list_key)
+        if isinstance(value, list):
+            out[list_key] = [
+                {**sd, item_key: canonical_location(sd[item_key], cache)}
+                if isinstance(sd, Mapping) and isinstance(sd.get(item_key), str)
+                else sd
+                for sd in value
+            ]
+    return out
+
+
+def _class_codes(event: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key in _CLASS_LISTS:
+        value = event.get(key)
+        if isinstance(value, list):
+            out.extend(
+                q["epcClass"]
+                for q in value
+                if isinstance(q, Mapping) and isinstance(q.get("epcClass"), str)
+            )
+    return out
+
+
+def _producer_key(conn: Connection, caller: Caller, payload: CapturePayload) -> KeyInfo:
+    # SPEC §8.4 step 2: the key must be the caller's own, current key.
+    org, _, device = payload.producer.partition("/")
+    if org != caller.org or not device:
+        raise PermissionDenied(
+            f"producer {payload.producer!r} does not belong to organisation {caller.org!r}"
+        )
+    for key in load_keys(conn, org=caller.org, name=payload.producer):
+        if key.key_id == payload.key_id and key.revoked_at_index is None:
+            return key
+    raise PermissionDenied(
+        f"key {payload.key_id} of {payload.producer!r} is not a current key of {caller.org!r}"
+    )
+
+
+@dataclass
+class _Prepared:
+    events: list[dict[str, Any]]
+    canon: list[dict[str, Any]]
+    event_ids: list[str]
+    paths: list[list[str]]
+    corrections: list[bool]
+
+
+def _load_world(
+    conn: Connection, canon: Sequence[Mapping[str, Any]], steps: Sequence[str]
+) -> tuple[dict[str, lc.ItemState], dict[str, lc.Product], dict[str, str]]:
+    """Every state the batch can touch, plus products and NMPA code -> product mapping."""
+    named: list[str] = []
+    lot_classes: list[tuple[str, str | None]] = []
+    for ev, step in zip(canon, steps, strict=True):
+        named.extend(lc.touched_codes(ev))
+        if step in _CLASS_STEPS:
+            for cls in _class_codes(ev):
+                gtin = lc.gtin_of_code(cls)
+                if gtin is not None:
+                    lot = cls.split("/10/", 1)[1].split("/")[0] if "/10/" in cls else None
+                    lot_classes.append((gtin, lot))
+    named = list(dict.fromkeys(named))
+    loaded = load_states(conn, named)
+    states = {code: st for code, (st, _) in loaded.items()}
+    if lot_classes:
+        # R6: a class-level recall reaches every known pack of the lot (spec §7.3 step 1).
+        i = t.items.c
+        for gtin, lot in dict.fromkeys(lot_classes):
+            q = select(i.code).where(i.product_gtin == gtin)
+            if lot is not None:
+                q = q.where(i.lot == lot)
+            members = [r[0] for r in conn.execute(q) if r[0] not in states]
+            states.update({c: st for c, (st, _) in load_states(conn, members).items()})
+    for code, (st, _, _) in load_descendants(conn, list(states)).items():
+        states.setdefault(code, st)
+    keys: set[str] = set()
+    drug_ids: set[str] = set()
+    for code in (*named, *states):
+        gtin = lc.gtin_of_code(code)
+        if gtin is not None:
+            keys.add(gtin)
+        elif code.startswith("urn:yima:nmpa:"):
+            drug_ids.add(code[len("urn:yima:nmpa:") :][:7])
+    for ev in canon:
+        for cls in _class_codes(ev):
+            gtin = lc.gtin_of_code(cls)
+            if gtin is not None:
+                keys.add(gtin)
+    keys.update(st.product_gtin for st in states.values() if st.product_gtin)
+    infos = load_products(conn, sorted(keys), drug_ids=sorted(drug_ids))
+    products = {k: p.lifecycle() for k, p in infos.items()}
+    by_drug = {p.statement.nmpa_drug_id: k for k, p in infos.items() if p.statement.nmpa_drug_id}
+    gtin_of: dict[str, str] = {}
+    for code in (*named, *states):
+        if code.startswith("urn:yima:nmpa:"):
+            key = by_drug.get(code[len("urn:yima:nmpa:") :][:7])
+            if key is not None:
+                gtin_of[code] = key
+    return states, products, gtin_of
+
+
+def _logged_event_ids(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    e = t.entries.c
+    found: dict[str, int] = {}
+    for part in chunks(list(ids)):
+        rows = conn.execute(
+            select(e.event_id, e.idx).where(e.kind == "event", e.event_id.in_(part))
+        )
+        found.update({r[0]: r[1] for r in rows})
+    return found
+
+
+def ingest_capture(
+    c: Container,
+    caller: Caller,
+    wire: Mapping[str, Any],
+    *,
+    only_steps: frozenset[str] | None = None,
+) -> CaptureReceipt:
+    """Verify, rule-check and log one signed capture (one transaction).
+
+    Args:
+        c: The container.
+        caller: The authenticated organisation.
+        wire: ``{"payload": b64, "signature": b64, "events": [...]}``.
+        only_steps: When given, every event must classify as one of these steps (the recall
+            endpoint accepts recall captures only); otherwise 422.
+
+    Returns:
+        The receipt (``duplicate`` True for a re-submission; nothing was written then).
+
+    Raises:
+        PermissionDenied: Foreign or revoked key, or an event the caller may not perform.
+        Conflict: Producer seq reused by a different capture, or an event logged already.
+        ledger.errors.LedgerError: Signature, hash, chain (409) or EPCIS validation failures.
+    """
+    # SPEC §8.4 step 1.
+    payload_bytes, signature, event_bytes = from_wire(wire)
+    claimed = CapturePayload.from_bytes(payload_bytes)
+    with c.engine.connect() as conn:
+        key = _producer_key(conn, caller, claimed)
+        registry = load_registry(conn)
+    # SPEC §8.4 step 3: signature, events root, every event ID.
+    signed = verify_signed_capture(
+        payload_bytes, signature, event_bytes, PublicKey.from_bytes(key.public_key)
+    )
+    payload = signed.payload
+    cid = signed.capture_id
+    events: list[dict[str, Any]] = list(wire["events"])
+    # SPEC §8.4 step 4.
+    cache: dict[str, str] = {}
+    prep = _Prepared(events, [], [], [], [])
+    for i, (ev, captured) in enumerate(zip(events, signed.events, strict=True)):
+        validate_event(ev, f"events[{i}]")
+        claimed_id = ev.get("eventID")
+        if (
+            isinstance(claimed_id, str)
+            and claimed_id.startswith("ni:///")
+            and (claimed_id != captured.event_id)
+        ):
+            raise HashMismatchError(
+                f"events[{i}].eventID is not the event's CBV 2.0 hash",
+                expected=captured.event_id,
+                actual=claimed_id,
+            )
+        prep.canon.append(canonical_event(ev, cache))
+        prep.event_ids.append(captured.event_id)
+        prep.paths.append([b64encode(h) for h in captured.path])
+        prep.corrections.append(isinstance(ev.get("errorDeclaration"), Mapping))
+    # SPEC §8.4 step 5: authorization failures refuse the whole capture, nothing logged.
+    org = registry.orgs.get(caller.org)
+    if org is None:
+        raise PermissionDenied(f"organisation {caller.org!r} is not registered")
+    actor = org.actor()
+    steps: list[str] = []
+    for i, ev in enumerate(prep.canon):
+        try:
+            lc.authorize(ev, actor=actor)
+        except AuthorizationError as exc:
+            raise PermissionDenied(f"events[{i}]: {exc.message}") from exc
+        step = lc.classify(ev)
+        if only_steps is not None and step not in only_steps:
+            raise PermissionDenied(
+                f"events[{i}] is a {step!r} step; this endpoint accepts {sorted(only_steps)}"
+            )
+        steps.append(step)
+
+    record_time = rfc3339(c.now())
+    capture_json = {
+        "id": cid,
+        "payload": b64encode(payload_bytes),
+        "signature": b64encode(signature),
+        "producer": payload.producer,
+    }
+
+    def prepare(conn: Connection) -> tuple[list[PendingEntry], _Built | CaptureReceipt]:
+        # SPEC §8.4 step 6: idempotency and the producer chain, under the writer lock.
+        existing = _find_capture(conn, payload.producer, payload.seq)
+        if existing is not None:
+            if existing[0] == cid:
+                return [], _stored_receipt(conn, existing)
+            raise Conflict(
+                f"producer {payload.producer!r} already used seq {payload.seq} "
+                "for a different capture",
+                expected=existing[0],
+                actual=cid,
+            )
+        for k in load_keys(conn, org=caller.org, name=payload.producer):
+            if k.key_id == key.key_id and k.revoked_at_index is not None:
+                raise PermissionDenied(f"key {key.key_id} was revoked")
+        head = _head_payload(conn, payload.producer)
+        verify_chain(head[1] if head else None, head[0] if head else None, payload)
+        plain = [e for e, corr in zip(prep.event_ids, prep.corrections, strict=True) if not corr]
+        if len(set(plain)) != len(plain):
+            raise Conflict("the capture contains the same event twice")
+        logged = _logged_event_ids(conn, plain)
+        if logged:
+            eid, idx = next(iter(logged.items()))
+            raise Conflict(f"event {eid} is already logged at index {idx}", actual=idx)
+        # SPEC §8.4 step 7.
+        states, products, gtin_of = _load_world(conn, prep.canon, steps)
+        built = _build_batch(
+            caller, registry, prep, steps, states, products, gtin_of, record_time, capture_json
+        )
+        built.batch[0] = replace(
+            built.batch[0],
+            capture=CaptureRecord(
+                cid, payload.producer, payload.seq, payload_bytes, signature, len(built.batch)
+            ),
+        )
+        return built.batch, built
+
+    # SPEC §8.4 step 8: one transaction, one checkpoint.
+    try:
+        result, out = c.sequencer.integrate_prepared(prepare)
+    except ConflictError:
+        # A concurrent re-submission of the same capture won the race: answer as a replay.
+        row = c.store.find_capture(payload.producer, payload.seq)
+        if row is None or row.capture_id != cid:
+            raise
+        with c.engine.connect() as conn:
+            return _stored_receipt(conn, (row.capture_id, row.first_index, row.count,
+                                          row.checkpoint_size, row.producer, row.seq))  # fmt: skip
+    if isinstance(out, CaptureReceipt):
+        return out
+    assert result is not None
+    receipt = receipt_from_leaves(
+        capture_id=cid,
+        producer=payload.producer,
+        seq=payload.seq,
+        first_index=result.first_index,
+        leaves=out.leaves,
+        checkpoint=result.checkpoint_note.decode("utf-8"),
+        size=result.size,
+        duplicate=False,
+    )
+    return replace(receipt, affected=out.recalled, updated_codes=tuple(out.updated))
+
+
+@dataclass
+class _Built:
+    batch: list[PendingEntry]
+    leaves: list[dict[str, Any]]
+    updated: list[str]
+    recalled: int
+
+
+def _build_batch(
+    caller: Caller,
+    registry: Registry,
+    prep: _Prepared,
+    steps: Sequence[str],
+    states: dict[str, lc.ItemState],
+    products: Mapping[str, lc.Product],
+    gtin_of: Mapping[str, str],
+    record_time: str,
+    capture_json: Mapping[str, str],
+) -> _Built:
+    """Run the rules event by event and build the leaves and index rows (spec §8.4 step 7-8)."""
+    actor = registry.orgs[caller.org].actor()
+    leaves: list[dict[str, Any]] = []
+    codes_per_entry: list[tuple[str, ...]] = []
+    alerts_per_entry: list[tuple[AlertRecord, ...]] = []
+    last_update: dict[str, int] = {}
+    recalled: set[str] = set()
+    for i, (ev, canon) in enumerate(zip(prep.events, prep.canon, strict=True)):
+        eid = prep.event_ids[i]
+        outcome = lc.apply_event(
+            canon,
+            event_id=eid,
+            actor=actor,
+            record_time=record_time,
+            states=states,
+            products=products,
+            org_of=registry.org_of,
+            gtin_of=gtin_of,
+        )
+        named = lc.touched_codes(canon) + tuple(_class_codes(canon))
+        # Index the event under what it names, and under items it changed that are not merely
+        # riding inside a named parent: those inherit the parent's events (history, spec §8.6).
+        below: set[str] = set()
+        if outcome.updates and steps[i] not in (lc.STEP_PACK, lc.STEP_UNPACK):
+            for code in named:
+                below.update(lc.descendants(code, states))
+        indexed = list(dict.fromkeys(named))
+        indexed.extend(code for code in outcome.updates if code not in below and code not in named)
+        for code, new in outcome.updates.items():
+            if outcome.accepted and steps[i] == lc.STEP_RECALL and new.recalled:
+                recalled.add(code)
+            states[code] = new
+            last_update[code] = i
+        alerts = tuple(
+            AlertRecord(kind=a.kind, rule=a.rule, message=a.message, codes=a.codes, org=caller.org)
+            for a in outcome.alerts
+        )
+        leaf: dict[str, Any] = {
+            "event_id": eid,
+            "event": ev,
+            "capture": {
+                "id": capture_json["id"],
+                "payload": capture_json["payload"],
+                "signature": capture_json["signature"],
+                "index": i,
+                "path": prep.paths[i],
+            },
+            "producer": capture_json["producer"],
+            "org": caller.org,
+            "record_time": record_time,
+            "outcome": "accepted" if outcome.accepted else "alert",
+            "alerts": [
+                {"kind": a.kind, "rule": a.rule, "message": a.message, "codes": list(a.codes)}
+                for a in outcome.alerts
+            ],
+        }
+        leaves.append(leaf)
+        codes_per_entry.append(tuple(indexed))
+        alerts_per_entry.append(alerts)
+    # Each item's final state rides on the last entry that changed it (one upsert per item).
+    items_per_entry: dict[int, list[str]] = {}
+    for code, i in last_update.items():
+        items_per_entry.setdefault(i, []).append(code)
+    batch: list[PendingEntry] = []
+    for i, leaf in enumerate(leaves):
+        kind = "correction" if prep.corrections[i] else "event"
+        batch.append(
+            PendingEntry(
+                leaf=make_leaf(kind, leaf),
+                kind=kind,
+                event_id=leaf["event_id"],
+                producer=leaf["producer"],
+                capture_id=capture_json["id"],
+                codes=codes_per_entry[i],
+                items=tuple(item_update(states[c]) for c in items_per_entry.get(i, ())),
+                alerts=alerts_per_entry[i],
+            )
+        )
+    return _Built(batch, leaves, list(last_update), len(recalled))
+
+
+def _find_capture(conn: Connection, producer: str, seq: int) -> tuple[Any, ...] | None:
+    cc = t.captures.c
+    row = conn.execute(
+        select(
+            cc.capture_id, cc.first_index, cc.count, cc.checkpoint_size, cc.producer, cc.seq
+        ).where(cc.producer == producer, cc.seq == seq)
+    ).one_or_none()
+    return None if row is None else tuple(row)
+
+
+def _stored_receipt(conn: Connection, row: tuple[Any, ...]) -> CaptureReceipt:
+    capture_id, first, count, size, producer, seq = row
+    e, k = t.entries.c, t.checkpoints.c
+    leaves = [
+        json.loads(r[0])
+        for r in conn.execute(
+            select(e.leaf).where(e.idx >= first, e.idx < first + count).order_by(e.idx)
+        )
+    ]
+    note = conn.execute(select(k.note).where(k.size == size)).scalar_one()
+    return receipt_from_leaves(
+        capture_id=capture_id,
+        producer=producer,
+        seq=seq,
+        first_index=first,
+        leaves=leaves,
+        checkpoint=note,
+        size=size,
+        duplicate=True,
+    )
+
+
+def _head_payload(conn: Connection, producer: str) -> tuple[str, CapturePayload] | None:
+    h, cc = t.producer_heads.c, t.captures.c
+    row = conn.execute(
+        select(cc.capture_id, cc.payload)
+        .join(t.producer_heads, h.capture_id == cc.capture_id)
+        .where(h.producer == producer)
+    ).one_or_none()
+    if row is None:
+        return None
+    return row[0], CapturePayload.from_bytes(bytes(row[1]))
