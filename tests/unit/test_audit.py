@@ -1,0 +1,432 @@
+"""Full-log audit (docs/spec/10-witness-bundle-audit.md §10.5-10.8).
+
+A clean synthetic log passes; each kind of tampering is named with the right index and reason.
+Tampering is done the way a dishonest operator would: change the stored bytes, then re-sign
+every checkpoint with the log key so that only the producers' and regulators' signatures can
+give the change away.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.audit import Registry, audit, lifecycle_role, parse_leaf
+from ledger.canonical import canonical_json
+from ledger.errors import AuditFailure, EncodingError
+from ledger.merkle import MemoryHashStore, leaf_hash
+from ledger.note import Checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import bench_audit as ba
+
+EVENTS, PER_CAPTURE = 240, 20  # 60 items x 4 steps, 12 captures, checkpoints every 10
+
+
+@pytest.fixture(scope="module")
+def log() -> ba.LogWriter:
+    return ba.build_log(EVENTS, PER_CAPTURE)
+
+
+def policy(w: ba.LogWriter) -> dict[str, Any]:
+    return {"log_verifiers": [w.log_signer.verifier()], "trusted_regulators": [w.regulator]}
+
+
+def resign(w: ba.LogWriter, leaves: list[bytes]) -> list[tuple[int, bytes]]:
+    """Checkpoints at the same sizes over ``leaves``, signed with the real log key."""
+    store = MemoryHashStore()
+    store.append([leaf_hash(x) for x in leaves])
+    out = []
+    for size, _ in w.checkpoints:
+        cp = Checkpoint(w.origin, size, store.root(size))
+        out.append((size, cp.sign([w.log_signer]).serialize()))
+    return out
+
+
+def tampered(
+    w: ba.LogWriter, indices: list[int], change: Callable[[dict[str, Any]], None]
+) -> tuple[list[tuple[int, bytes, bytes | None]], list[tuple[int, bytes]]]:
+    leaves = list(w.leaves)
+    for i in indices:
+        obj = json.loads(leaves[i])
+        change(obj)
+        leaves[i] = canonical_json(obj)
+    entries = [(i, leaf, leaf_hash(leaf)) for i, leaf in enumerate(leaves)]
+    return entries, resign(w, leaves)
+
+
+def first_event(w: ba.LogWriter, n: int = 0) -> int:
+    return [i for i, x in enumerate(w.leaves) if b'"kind":"event"' in x][n]
+
+
+def capture_of(w: ba.LogWriter, index: int) -> list[int]:
+    cid = json.loads(w.leaves[index])["capture"]["id"]
+    return [i for i, x in enumerate(w.leaves) if cid.encode() in x]
+
+
+def expect(reason: str, index: int | None, fn: Callable[[], object]) -> AuditFailure:
+    with pytest.raises(AuditFailure) as info:
+        fn()
+    assert (info.value.reason, info.value.index) == (reason, index), str(info.value)
+    return info.value
+
+
+# --------------------------------------------------------------------------- clean log
+
+
+def test_clean_log_passes_every_check(log: ba.LogWriter) -> None:
+    seen: list[int] = []
+    report = audit(
+        log.entries(),
+        log.checkpoints,
+        **policy(log),
+        check_paths=True,
+        on_progress=seen.append,
+        chunk=100,
+    )
+    assert report.size == len(log.leaves) == EVENTS + 6
+    assert report.root == log.store.root()
+    assert (report.events, report.captures, report.producers) == (EVENTS, 12, 2)
+    assert report.registry_entries == 6
+    assert report.checkpoints == 2 and report.latest_checkpoint == report.size
+    assert report.event_ids_checked == EVENTS and report.replayed == EVENTS
+    assert {s.status for s in report.states.values()} == {"dispensed"}
+    assert seen[-1] == report.size and seen == sorted(seen)
+
+
+def test_stored_leaf_hashes_are_optional(log: ba.LogWriter) -> None:
+    entries = [(i, leaf, None) for i, leaf, _ in log.entries()]
+    assert audit(entries, log.checkpoints, **policy(log), event_ids=False).size == len(entries)
+
+
+def test_worker_pool_gives_the_same_report(log: ba.LogWriter) -> None:
+    with ProcessPoolExecutor(2) as pool:
+        report = audit(
+            log.entries(), log.checkpoints, **policy(log), map_fn=pool.map, workers=2, chunk=64
+        )
+    assert report.event_ids_checked == EVENTS
+
+
+# --------------------------------------------------------------------------- tampering
+
+
+def test_event_byte_changed_in_a_leaf(log: ba.LogWriter) -> None:
+    i = first_event(log, 25)
+
+    def change(obj: dict[str, Any]) -> None:
+        obj["event"]["eventTime"] = obj["event"]["eventTime"].replace(":00.000", ":01.000")
+
+    entries, cps = tampered(log, [i], change)
+    err = expect("event_bytes", i, lambda: audit(entries, cps, **policy(log), event_ids=False))
+    assert "events_root" in str(err)
+    # per-event paths name it too
+    expect("event_bytes", i, lambda: audit(entries, cps, **policy(log), check_paths=True))
+
+
+def test_stored_leaf_hash_changed(log: ba.LogWriter) -> None:
+    entries = log.entries()
+    i = first_event(log, 3)
+    entries[i] = (i, entries[i][1], leaf_hash(b"something else"))
+    expect("leaf_hash", i, lambda: audit(entries, log.checkpoints, **policy(log)))
+
+
+def test_checkpoint_root_or_signature_changed(log: ba.LogWriter) -> None:
+    size, note = log.checkpoints[0]
+    text = note.decode()
+    lines = text.split("\n")
+    other_root = base64.b64encode(leaf_hash(b"x")).decode()
+    # a root change without the log key: the signature no longer verifies
+    forged = "\n".join([lines[0], lines[1], other_root, *lines[3:]]).encode()
+    err = expect(
+        "checkpoint_signature",
+        None,
+        lambda: audit(log.entries(), [(size, forged), *log.checkpoints[1:]], **policy(log)),
+    )
+    assert err.checkpoint == size
+    # a wrong root signed with the log key: the rebuilt tree disagrees
+    signed = Checkpoint(log.origin, size, leaf_hash(b"x")).sign([log.log_signer]).serialize()
+    expect(
+        "checkpoint_root",
+        None,
+        lambda: audit(log.entries(), [(size, signed), *log.checkpoints[1:]], **policy(log)),
+    )
+    # a signature byte flipped
+    sig_line = lines[4]
+    name, b64 = sig_line.rsplit(" ", 1)
+    raw = bytearray(base64.b64decode(b64))
+    raw[10] ^= 1
+    bad = "\n".join([*lines[:4], f"{name} {base64.b64encode(bytes(raw)).decode()}", *lines[5:]])
+    expect(
+        "checkpoint_signature",
+        None,
+        lambda: audit(log.entries(), [(size, bad.encode()), *log.checkpoints[1:]], **policy(log)),
+    )
+
+
+def test_capture_signature_changed(log: ba.LogWriter) -> None:
+    members = capture_of(log, first_event(log, 2 * PER_CAPTURE))
+    sig = json.loads(log.leaves[members[0]])["capture"]["signature"]
+    raw = bytearray(base64.b64decode(sig))
+    raw[0] ^= 1
+    forged = base64.b64encode(bytes(raw)).decode()
+
+    def change(obj: dict[str, Any]) -> None:
+        obj["capture"]["signature"] = forged
+
+    entries, cps = tampered(log, members, change)
+    expect("capture_signature", members[0], lambda: audit(entries, cps, **policy(log)))
+
+
+def test_producer_seq_gap() -> None:
+    w = ba.LogWriter()
+    ba.world(w)
+    codes = [f"{ba.DL}/01/{ba.GTIN}/21/G{n}" for n in range(3)]
+    w.capture(
+        "mfr",
+        [ba._event("commission", c, n) for n, c in enumerate(codes[:2])],
+        "2026-01-31T08:00:00Z",
+    )
+    producer = w.producers["mfr"][0]
+    seq, cid = w.heads[producer]
+    w.heads[producer] = (seq + 1, cid)  # the producer skips a seq: a capture went missing
+    gap_at = len(w.leaves)
+    w.capture("mfr", [ba._event("commission", codes[2], 5)], "2026-01-31T08:00:00Z")
+    w.checkpoint()
+    err = expect("producer_chain", gap_at, lambda: audit(w.entries(), w.checkpoints, **policy(w)))
+    assert err.expected == 1 and err.actual == 2
+
+
+def test_org_key_entry_changed(log: ba.LogWriter) -> None:
+    key_index = next(i for i, x in enumerate(log.leaves) if b'"kind":"key"' in x)
+    impostor = ba.demo_key("impostor")
+
+    def change(obj: dict[str, Any]) -> None:
+        st = json.loads(base64.b64decode(obj["statement"]))
+        st["public_key"] = base64.b64encode(impostor.public_key.raw).decode()
+        st.pop("key_id")
+        obj["statement"] = base64.b64encode(canonical_json(st)).decode()
+
+    entries, cps = tampered(log, [key_index], change)
+    expect("statement_signature", key_index, lambda: audit(entries, cps, **policy(log)))
+    # an org statement signed by a key the auditor does not trust
+    stranger = ba.Verifier.from_public_key(ba.REGULATOR, impostor.public_key)
+    expect(
+        "statement_signature",
+        0,
+        lambda: audit(
+            log.entries(), log.checkpoints, log_verifiers=[log.log_signer.verifier()],
+            trusted_regulators=[stranger],
+        ),
+    )  # fmt: skip
+
+
+def test_event_id_not_the_hash_of_the_bytes() -> None:
+    calls = iter(range(1_000_000))
+    fake = "ni:///sha-256;" + "0" * 64 + "?ver=CBV2.0"
+
+    def lying_ids(fn: Any, batches: Any) -> Any:
+        for ids in map(fn, batches):
+            yield [fake if next(calls) == 1 else x for x in ids]
+
+    w = ba.LogWriter(ids_map=lying_ids)
+    ba.world(w)
+    codes = [f"{ba.DL}/01/{ba.GTIN}/21/L{n}" for n in range(3)]
+    first = w.capture(
+        "mfr", [ba._event("commission", c, n) for n, c in enumerate(codes)], "2026-01-31T08:00:00Z"
+    )
+    w.checkpoint()
+    # signature, events_root and chain are fine: only the recomputed ID gives it away
+    assert audit(w.entries(), w.checkpoints, **policy(w), event_ids=False, replay=False).events == 3
+    expect("event_id", first[1], lambda: audit(w.entries(), w.checkpoints, **policy(w)))
+
+
+def test_hidden_alert_is_found_by_replay(log: ba.LogWriter) -> None:
+    w = ba.LogWriter()
+    ba.world(w)
+    code = f"{ba.DL}/01/{ba.GTIN}/21/D1"
+    w.capture("mfr", [ba._event("commission", code, 0)], "2026-01-31T08:00:00Z")
+    w.capture("mfr", [ba._event("ship", code, 1)], "2026-01-31T08:00:00Z")
+    w.capture("ph1", [ba._event("receive", code, 2)], "2026-01-31T08:00:00Z")
+    w.capture("ph1", [ba._event("dispense", code, 3)], "2026-01-31T08:00:00Z")
+    second = w.capture("ph1", [ba._event("dispense", code, 4)], "2026-01-31T08:00:00Z")[0]
+    w.checkpoint()
+    assert json.loads(w.leaves[second])["alerts"][0]["kind"] == "double_dispense"
+    assert audit(w.entries(), w.checkpoints, **policy(w)).alerts == 1
+
+    def hide(obj: dict[str, Any]) -> None:
+        obj["outcome"], obj["alerts"] = "accepted", []
+
+    entries, cps = tampered(w, [second], hide)
+    err = expect("replay", second, lambda: audit(entries, cps, **policy(w)))
+    assert err.expected == ("alert", [("double_dispense", "R5")])
+
+
+def test_forked_checkpoint_is_flagged(log: ba.LogWriter) -> None:
+    # Same log key, same prefix, a different entry at the end: a validly signed fork.
+    fork_leaves = [*log.leaves[:-1], canonical_json({"v": 1, "kind": "event", "x": 1})]
+    fork = resign(log, fork_leaves)[-1]
+    err = expect(
+        "checkpoint_fork",
+        None,
+        lambda: audit(log.entries(), [*log.checkpoints, fork], **policy(log)),
+    )
+    assert err.checkpoint == fork[0]
+    # alone (the honest checkpoint not archived), the rebuilt tree disagrees with it
+    expect(
+        "checkpoint_root",
+        None,
+        lambda: audit(log.entries(), [*log.checkpoints[:-1], fork], **policy(log)),
+    )
+
+
+def test_missing_entries_and_truncated_logs(log: ba.LogWriter) -> None:
+    entries = log.entries()
+    i = first_event(log, 5)
+    expect("index_gap", i, lambda: audit(entries[:i] + entries[i + 1 :], [], **policy(log)))
+    # a truncated export: the last checkpoint covers entries that are not there
+    last = len(entries) - 1
+    expect(
+        "capture_incomplete", last, lambda: audit(entries[:-1], log.checkpoints[:-1], **policy(log))
+    )
+    short = entries[: log.checkpoints[0][0]]
+    err = expect(
+        "checkpoint_beyond_log", None, lambda: audit(short, log.checkpoints, **policy(log))
+    )
+    assert err.checkpoint == log.checkpoints[-1][0]
+
+
+def test_anchors_are_compared_with_the_tree(log: ba.LogWriter) -> None:
+    size = log.checkpoints[0][0]
+    ok = audit(
+        log.entries(), log.checkpoints, **policy(log), anchors=[(size, log.store.root(size))]
+    )
+    assert ok.anchors == 1
+    expect(
+        "anchor_root",
+        None,
+        lambda: audit(log.entries(), log.checkpoints, **policy(log), anchors=[(size, b"\0" * 32)]),
+    )
+
+
+def test_first_failure_wins_across_checks(log: ba.LogWriter) -> None:
+    # An event-ID failure early in one chunk is reported before a later structural failure.
+    w = ba.LogWriter(
+        ids_map=lambda fn, bs: (
+            [("bad" if n == 0 else x) for n, x in enumerate(ids)] for ids in map(fn, bs)
+        )
+    )
+    ba.world(w)
+    codes = [f"{ba.DL}/01/{ba.GTIN}/21/F{n}" for n in range(4)]
+    first = w.capture(
+        "mfr", [ba._event("commission", c, n) for n, c in enumerate(codes)], "2026-01-31T08:00:00Z"
+    )
+    w.checkpoint()
+    entries = w.entries()
+    entries[first[-1]] = (first[-1], entries[first[-1]][1], b"\0" * 32)
+    for chunk in (2, 100):
+        expect(
+            "event_id",
+            first[0],
+            lambda c=chunk: audit(entries, w.checkpoints, **policy(w), chunk=c),  # type: ignore[misc]
+        )
+
+
+def test_leaf_parsing_and_registry_helpers(log: ba.LogWriter) -> None:
+    with pytest.raises(EncodingError):
+        parse_leaf(b'{"kind":"event","v":1 }')
+    with pytest.raises(EncodingError):
+        parse_leaf(b'{"kind":"mystery","v":1}')
+    with pytest.raises(EncodingError):
+        parse_leaf(b"[]")
+    assert (
+        lifecycle_role("pharmacy") == "dispenser" and lifecycle_role("logistics") == "distributor"
+    )
+    r = Registry([log.regulator])
+    for i, leaf in enumerate(log.leaves[:6]):
+        r.apply(i, parse_leaf(leaf))
+    assert r.actor("mfr").gtin_prefixes == ("6901234",)
+    assert r.org_of[ba.PHARMACY] == "ph1"
+    assert ba.GTIN in r.products
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _export(w: ba.LogWriter, d: Path) -> list[str]:
+    from api.cli_trust import EXPORT_FORMAT
+
+    (d / "entries").mkdir(parents=True)
+    lines = [
+        json.dumps(
+            {"index": i, "leaf": base64.b64encode(x).decode(), "leaf_hash": leaf_hash(x).hex()}
+        )
+        for i, x in enumerate(w.leaves)
+    ]
+    (d / "entries" / "000000.jsonl").write_text("\n".join(lines) + "\n")
+    cps = "".join(json.dumps({"size": s, "note": n.decode()}) + "\n" for s, n in w.checkpoints)
+    (d / "checkpoints.jsonl").write_text(cps)
+    keys = {
+        "origin": w.origin,
+        "log_vkey": w.log_signer.vkey(),
+        "regulators": [w.regulator.vkey()],
+    }
+    (d / "keys.json").write_text(json.dumps(keys))
+    manifest = {"format": EXPORT_FORMAT, "size": len(lines), "files": {"entries/000000.jsonl": ""}}
+    (d / "MANIFEST.json").write_text(json.dumps(manifest))
+    return lines
+
+
+def test_cli_audit_passes_then_names_the_tampered_entry(log: ba.LogWriter, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from api.cli_trust import register
+
+    app = typer.Typer()
+    register(app)
+    app.callback()(lambda: None)
+    lines = _export(log, tmp_path)
+    ok = CliRunner().invoke(
+        app, ["audit", "--dir", str(tmp_path), "--keys", str(tmp_path / "keys.json")]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert f"audit passed: {len(lines)} entries" in ok.output
+    i = first_event(log, 7)
+    obj = json.loads(lines[i])
+    obj["leaf_hash"] = "00" * 32
+    lines[i] = json.dumps(obj)
+    (tmp_path / "entries" / "000000.jsonl").write_text("\n".join(lines) + "\n")
+    bad = CliRunner().invoke(
+        app, ["audit", "--dir", str(tmp_path), "--keys", str(tmp_path / "keys.json")]
+    )
+    assert bad.exit_code == 1
+    assert f"entry {i}: leaf_hash" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("leaf", "ok"),
+    [
+        (b'{"kind":"event","q":1.5,"v":1}', True),
+        (b'{"kind":"event","q":1.0,"v":1}', False),  # RFC 8785 writes 1
+        (b'{"kind":"event","q":1e+21,"v":1}', True),
+        (b'{"kind":"event","q":1e21,"v":1}', False),
+        (b'{"kind":"event","q":[2,3.25],"v":1}', True),
+        (b'{"kind":"event","t":"08:00:00.000","v":1}', True),
+        (b'{"kind":"event","v":1,"\xf0\x9f\x98\x80":1,"\xef\xbd\xa1":2}', True),
+        (b'{"kind":"event","v":1,"\xef\xbd\xa1":2,"\xf0\x9f\x98\x80":1}', False),  # UTF-16 order
+        (b'{"kind":"event","n":9007199254740993,"v":1}', False),
+    ],
+)
+def test_canonical_leaf_check_fast_and_slow_paths(leaf: bytes, ok: bool) -> None:
+    if ok:
+        assert parse_leaf(leaf)["v"] == 1
+    else:
+        with pytest.raises(EncodingError):
+            parse_leaf(leaf)
