@@ -1767,7 +1767,9 @@ def _prehash_general(event: Any, context: Mapping[str, str] | None = None) -> st
         raise EpcisValidationError(f"cannot hash this event: {exc}", path="event") from exc
 
 
-def _prehash_general_impl(event: Mapping[str, Any], context: Mapping[str, str] | None = None) -> str:
+def _prehash_general_impl(
+    event: Mapping[str, Any], context: Mapping[str, str] | None = None
+) -> str:
     """The pre-hash string by the general path (node tree, SPEC §3 steps 1-11): the definition."""
     return _event_prehash(event, _context_for_event(event, context), "event")
 
