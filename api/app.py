@@ -114,8 +114,12 @@ def create_app(
         lifespan=lifespan,
     )
     install_handlers(app)
+    from api.routers import bundle, trust  # bundle precedes items' {code:path}
+
+    app.include_router(bundle.router)
     for module in (captures, epcis, items, verify, recalls, alerts, registry, log):
         app.include_router(module.router)
+    app.include_router(trust.router)
     from api.web import dashboard as web_dashboard, resolver as web_resolver  # noqa: I001
 
     app.include_router(web_resolver.router)

@@ -93,6 +93,11 @@ from api.cli_admin import register as _register_admin  # noqa: E402
 
 _register_admin(app)
 
+# Trust commands (witness, anchor, verify-bundle, export, audit) live in api/cli_trust.py.
+from api.cli_trust import register as _register_trust  # noqa: E402
+
+_register_trust(app)
+
 
 def main() -> None:
     """Console-script entry point."""

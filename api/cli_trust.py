@@ -1,4 +1,4 @@
-"""``yima witness …``, ``yima verify-bundle``, ``yima export`` and ``yima audit``.
+"""``yima witness …``, ``yima anchor``, ``yima verify-bundle``, ``yima export``, ``yima audit``.
 
 Registered into the main CLI with :func:`register`. All verification is done by the pure
 :mod:`ledger.witness`, :mod:`ledger.bundle` and :mod:`ledger.audit`; this module only reads
@@ -39,7 +39,14 @@ import typer
 from ledger.errors import AuditFailure, LedgerError
 from ledger.note import Verifier
 
-__all__ = ["TrustConfig", "read_export", "register", "write_export"]
+__all__ = [
+    "DbSource",
+    "TrustConfig",
+    "check_db_projections",
+    "read_export",
+    "register",
+    "write_export",
+]
 
 EXPORT_FORMAT = "yima.export/v1"
 ENTRIES_PER_FILE = 100_000
@@ -148,20 +155,61 @@ def read_export(
     return entries(), checkpoints, anchors
 
 
-def _db_source(
-    url: str,
-) -> tuple[Iterator[tuple[int, bytes, bytes | None]], list[tuple[int, bytes]], Any]:
+@dataclass
+class DbSource:
+    """The log as a database holds it: what :func:`ledger.audit.audit` reads, plus the
+    database's own projections for :func:`check_db_projections`."""
+
+    url: str
+    store: Any
+    size: int
+    checkpoints: list[tuple[int, bytes]]
+    anchors: list[dict[str, Any]]
+    #: First mismatch between an entry's columns and its leaf: (index, message).
+    column_failure: tuple[int, str] | None = None
+
+    def entries(self) -> Iterator[tuple[int, bytes, bytes | None]]:
+        """``(index, leaf, stored leaf hash)`` in order; checks the entry's indexed columns
+        (kind, event_id, capture_id, producer) against the leaf on the way (cheaply: the
+        canonical leaf must contain each as a top-level member; first mismatch is kept)."""
+        from sqlalchemy import select
+
+        from api.store import tables as t
+
+        e = t.entries.c
+        for start in range(0, self.size, _READ_BATCH):
+            with self.store.engine.connect() as conn:
+                rows = conn.execute(
+                    select(e.idx, e.leaf, e.leaf_hash, e.kind, e.event_id, e.capture_id,
+                           e.producer)
+                    .where(e.idx >= start, e.idx < min(self.size, start + _READ_BATCH))
+                    .order_by(e.idx)
+                ).all()  # fmt: skip
+            for idx, leaf, stored, kind, event_id, capture_id, producer in rows:
+                leaf = bytes(leaf)
+                if self.column_failure is None:
+                    for name, value in (
+                        ("kind", kind),
+                        ("event_id", event_id),
+                        ("id", capture_id),
+                        ("producer", producer),
+                    ):
+                        if value is not None and _member(name, value) not in leaf:
+                            self.column_failure = (idx, f"entries.{name} {value!r} not in leaf")
+                            break
+                yield idx, leaf, bytes(stored)
+
+
+def _member(name: str, value: str) -> bytes:
+    return json.dumps({name: value}, ensure_ascii=False, separators=(",", ":"))[1:-1].encode()
+
+
+def _db_source(url: str) -> DbSource:
     from api.store import LogStore
+    from api.store.anchors import list_anchors
     from api.store.db import make_engine
 
     store = LogStore(make_engine(url))
-    size = store.size()
-
-    def entries() -> Iterator[tuple[int, bytes, bytes | None]]:
-        for start in range(0, size, _READ_BATCH):
-            for index, leaf in store.get_entries(start, min(size, start + _READ_BATCH)):
-                yield index, leaf, None
-
     checkpoints: list[tuple[int, bytes]] = []
     start = 0
     while True:
@@ -169,10 +217,15 @@ def _db_source(
         if not rows:
             break
         for row in rows:
-            lines = "".join(c.line for c in store.cosignatures(row.size))
+            # Cosignature lines are stored without their newline (LogStore.add_cosignature).
+            lines = "".join(c.line + "\n" for c in store.cosignatures(row.size))
             checkpoints.append((row.size, row.note + lines.encode("utf-8")))
         start = rows[-1].size + 1
-    return entries(), checkpoints, store
+    anchors = [
+        r.anchor().to_dict()
+        for r in list_anchors(store.engine, limit=1_000_000, newest_first=False)
+    ]
+    return DbSource(url, store, store.size(), checkpoints, anchors)
 
 
 def write_export(
@@ -194,7 +247,8 @@ def write_export(
     if any(directory.iterdir()):
         raise ValueError(f"{directory} is not empty")
     (directory / "entries").mkdir()
-    entries, checkpoints, _ = _db_source(url)
+    src = _db_source(url)
+    entries, checkpoints = src.entries(), src.checkpoints
     files: dict[str, str] = {}
     tree = TreeBuilder()
     out = None
@@ -224,6 +278,9 @@ def write_export(
     lines = [json.dumps({"size": s, "note": n.decode("utf-8")}) + "\n" for s, n in checkpoints]
     (directory / "checkpoints.jsonl").write_text("".join(lines), encoding="utf-8")
     files["checkpoints.jsonl"] = hashlib.sha256("".join(lines).encode()).hexdigest()
+    an_lines = [json.dumps(a, sort_keys=True) + "\n" for a in src.anchors]
+    (directory / "anchors.jsonl").write_text("".join(an_lines), encoding="utf-8")
+    files["anchors.jsonl"] = hashlib.sha256("".join(an_lines).encode()).hexdigest()
     keys_text = json.dumps(keys or {}, indent=2, ensure_ascii=False) + "\n"
     (directory / "keys.json").write_text(keys_text, encoding="utf-8")
     files["keys.json"] = hashlib.sha256(keys_text.encode()).hexdigest()
@@ -248,11 +305,233 @@ def _check_anchor_rpc(rpc: str, anchor: dict[str, Any]) -> str:
     return record.describe()
 
 
+# --------------------------------------------------------------------------- database projections
+
+
+def _merkle_nodes_failure(conn: Any, size: int) -> AuditFailure | None:
+    """Every stored subtree hash equals the hash of its two children (level by level,
+    streamed: level 1 from the stored leaf hashes, level L from the checked level L-1)."""
+    from sqlalchemy import select
+
+    from api.store import tables as t
+    from ledger.merkle import node_hash
+
+    e, n = t.entries.c, t.merkle_nodes.c
+    below: Iterator[bytes] = (
+        bytes(h) for (h,) in conn.execute(select(e.leaf_hash).where(e.idx < size).order_by(e.idx))
+    )
+    level = 1
+    while size >> level:
+        want = size >> level
+        stored = conn.execute(
+            select(n.idx, n.hash).where(n.level == level, n.idx < want).order_by(n.idx)
+        )
+        computed: list[bytes] = []
+        expected_idx = 0
+        for idx, h in stored:
+            if idx != expected_idx:
+                break
+            left, right = next(below), next(below)
+            value = node_hash(left, right)
+            if bytes(h) != value:
+                return AuditFailure(
+                    f"stored Merkle node (level {level}, index {idx}) is not the hash of its "
+                    "children",
+                    index=idx << level,
+                    reason="merkle_node",
+                    expected=value.hex(),
+                    actual=bytes(h).hex(),
+                )
+            computed.append(value)
+            expected_idx += 1
+        if expected_idx != want:
+            return AuditFailure(
+                f"stored Merkle node (level {level}, index {expected_idx}) is missing",
+                index=expected_idx << level,
+                reason="merkle_node",
+            )
+        below = iter(computed)
+        level += 1
+    return None
+
+
+def check_db_projections(src: DbSource, report: Any, *, replay: bool = True) -> None:
+    """Compare what the service reads from its tables with the log the audit just verified.
+
+    The audit proves the leaves, checkpoints and signatures; the service also answers from
+    projections (captures, producer heads, stored Merkle nodes, checkpoint roots, org keys,
+    item states). Each must agree with the verified log (spec §10.17).
+
+    Raises:
+        AuditFailure: The first disagreement, naming the log index (or checkpoint) and a
+            reason: ``entry_columns``, ``checkpoint_row``, ``merkle_node``, ``capture_row``,
+            ``producer_head``, ``org_key`` or ``item_state``.
+    """
+    from sqlalchemy import select, text
+
+    from api.services.common import item_update, state_to_json
+    from api.store import tables as t
+    from ledger.capture import CapturePayload
+    from ledger.note import parse_checkpoint, parse_note
+    from ledger.signing import b64decode
+
+    if src.column_failure is not None:
+        index, message = src.column_failure
+        raise AuditFailure(message, index=index, reason="entry_columns")
+    engine = src.store.engine
+    with engine.connect() as conn:
+        # Checkpoint rows: the root column is what the sequencer extends.
+        for size, root, note in conn.execute(
+            select(t.checkpoints.c.size, t.checkpoints.c.root, t.checkpoints.c.note)
+        ):
+            cp = parse_checkpoint(parse_note(note.encode("utf-8")).text)
+            if bytes(root) != cp.root_hash or cp.size != size:
+                raise AuditFailure(
+                    "checkpoints.root differs from the signed note",
+                    index=None,
+                    checkpoint=size,
+                    reason="checkpoint_row",
+                    expected=cp.root_hash.hex(),
+                    actual=bytes(root).hex(),
+                )
+        failure = _merkle_nodes_failure(conn, src.size)
+        if failure is not None:
+            raise failure
+        # Captures: the idempotency and chain-head rows must be the logged capture.
+        heads: dict[str, tuple[int, str]] = {}
+        e = t.entries.c
+        for row in conn.execute(select(t.captures).order_by(t.captures.c.first_index)):
+            m = row._mapping
+            first = m["first_index"]
+            leaf = conn.execute(select(e.leaf).where(e.idx == first)).scalar_one_or_none()
+            cap = json.loads(leaf)["capture"] if leaf is not None else {}
+            payload = b64decode(cap.get("payload", ""))
+            problems = []
+            if cap.get("id") != m["capture_id"]:
+                problems.append(("capture_id", cap.get("id"), m["capture_id"]))
+            if payload != bytes(m["payload"]):
+                problems.append(("payload", "(leaf payload)", "(other bytes)"))
+            if b64decode(cap.get("signature", "")) != bytes(m["signature"]):
+                problems.append(("signature", cap.get("signature"), "(other bytes)"))
+            if payload:
+                p = CapturePayload.from_bytes(payload)
+                if (p.producer, p.seq) != (m["producer"], m["seq"]):
+                    problems.append(("producer/seq", f"{p.producer}#{p.seq}",
+                                     f"{m['producer']}#{m['seq']}"))  # fmt: skip
+                if p.seq >= heads.get(p.producer, (-1, ""))[0]:
+                    heads[p.producer] = (p.seq, m["capture_id"])
+            if problems:
+                what, want, got = problems[0]
+                raise AuditFailure(
+                    f"captures row {m['capture_id'][:16]}…: {what} differs from the logged capture",
+                    index=first,
+                    reason="capture_row",
+                    expected=want,
+                    actual=got,
+                )
+        h = t.producer_heads.c
+        for producer, seq, capture_id, idx in conn.execute(
+            select(h.producer, h.seq, h.capture_id, h.updated_index)
+        ):
+            want_seq, want_id = heads.get(producer, (-1, ""))
+            if (seq, capture_id) != (want_seq, want_id):
+                raise AuditFailure(
+                    f"producer_heads of {producer!r} is not its last logged capture",
+                    index=idx,
+                    reason="producer_head",
+                    expected=f"seq {want_seq} {want_id[:16]}",
+                    actual=f"seq {seq} {capture_id[:16]}",
+                )
+        # Org keys: each row is a verified key statement's key (valid from its index).
+        statements: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        revoked: dict[tuple[str, str], int] = {}
+        for idx, kind, leaf in conn.execute(
+            select(e.idx, e.kind, e.leaf)
+            .where(text(t.REGISTRY_ENTRY_PREDICATE))
+            .where(e.kind.in_(("key", "key-revoke")))
+            .order_by(e.idx)
+        ):
+            st = json.loads(b64decode(json.loads(leaf)["statement"]))
+            if kind == "key":
+                statements[(st["org"], st["key_id"])] = (idx, st)
+            else:
+                revoked.setdefault((st["org"], st["key_id"]), idx)
+        k = t.org_keys.c
+        for org, key_id, name, public, valid_from, revoked_at in conn.execute(
+            select(k.org, k.key_id, k.name, k.public_key, k.valid_from_index, k.revoked_at_index)
+        ):
+            found = statements.get((org, key_id))
+            if found is None:
+                raise AuditFailure(
+                    f"org_keys row {org}/{key_id} has no key statement in the log",
+                    index=valid_from,
+                    reason="org_key",
+                )
+            idx, st = found
+            want_pub = b64decode(st["public_key"])
+            if (bytes(public), name, valid_from, revoked_at) != (
+                want_pub,
+                st["name"],
+                idx,
+                revoked.get((org, key_id)),
+            ):
+                raise AuditFailure(
+                    f"org_keys row {org}/{key_id} differs from its key statement",
+                    index=idx,
+                    reason="org_key",
+                    expected=f"{want_pub.hex()} {st['name']} [{idx}, {revoked.get((org, key_id))})",
+                    actual=f"{bytes(public).hex()} {name} [{valid_from}, {revoked_at})",
+                )
+        if not replay:
+            return
+        # Item states: the service's answers come from these rows.
+        states = dict(report.states)
+        i = t.items.c
+        for row in conn.execute(select(t.items).order_by(i.updated_index)):
+            m = row._mapping
+            state = states.pop(m["code"], None)
+            if state is None:
+                raise AuditFailure(
+                    f"items row {m['code']} was never produced by the log",
+                    index=m["updated_index"],
+                    reason="item_state",
+                )
+            want = item_update(state)
+            got = {f: m[f] for f in ("status", "product_gtin", "lot", "expiry", "custodian",
+                                     "location", "parent", "in_transit_to", "recalled",
+                                     "quarantined", "dispense_count")}  # fmt: skip
+            expect = {f: getattr(want, f) for f in got}
+            if m["state_json"] != state_to_json(state) or got != expect:
+                diff = sorted(f for f in got if got[f] != expect[f]) or ["state_json"]
+                raise AuditFailure(
+                    f"items row {m['code']} differs from the replayed state ({', '.join(diff)})",
+                    index=m["updated_index"],
+                    reason="item_state",
+                    expected={f: str(expect[f]) for f in diff if f in expect},
+                    actual={f: str(got[f]) for f in diff if f in got},
+                )
+        if states:
+            code = sorted(states)[0]
+            raise AuditFailure(
+                f"item {code} of the log has no items row", index=None, reason="item_state"
+            )
+
+
+def _print_anchor_rows(engine: Any, origin: str | None) -> None:
+    from api.store.anchors import PENDING, list_anchors
+
+    for r in list_anchors(engine, status=PENDING, origin=origin):
+        typer.echo(
+            f"pending: {r.origin} size {r.size} tx {r.tx_hash or '-'} attempts {r.attempts}"
+            f" {r.last_error or ''}".rstrip()
+        )
+
+
 # --------------------------------------------------------------------------- commands
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``witness serve|init``, ``verify-bundle``, ``export`` and ``audit`` to ``app``."""
+    """Add ``witness serve|init``, ``anchor``, ``verify-bundle``, ``export`` and ``audit``."""
     witness = typer.Typer(help="Run a tlog-witness (c2sp.org/tlog-witness) for a regulator.")
     app.add_typer(witness, name="witness")
 
@@ -293,6 +572,59 @@ def register(app: typer.Typer) -> None:
         from api.witness_app import WitnessConfig, create_witness_app
 
         uvicorn.run(create_witness_app(WitnessConfig.load(config)), host=host, port=port)
+
+    @app.command("anchor")
+    def anchor_command(
+        db: str | None = typer.Option(None, "--db", help="Database URL (default: settings)."),
+        rpc: str | None = typer.Option(None, "--rpc", help="Chain JSON-RPC URL."),
+        contract: str | None = typer.Option(None, "--contract", help="Registry address."),
+        key_file: Path | None = typer.Option(
+            None, "--key-file", help="Publisher key (hex), mode 0600."
+        ),
+        simulated: bool = typer.Option(
+            False, "--simulated", help="In-process chain: proves nothing to outsiders."
+        ),
+        attempts: int = typer.Option(4, help="Tries per transaction (timeouts re-send it)."),
+        receipt_timeout: float = typer.Option(30.0, help="Seconds to wait for a receipt."),
+    ) -> None:
+        """Anchor the latest checkpoint on a chain (and finish any pending anchor).
+
+        The pending anchor is stored before anything is sent; after a timeout, run it again:
+        it finds the sent transaction instead of sending a second one.
+        """
+        from api.services.anchoring import anchor_latest, make_client
+        from api.settings import Settings
+        from api.store import LogStore
+        from api.store.db import make_engine, upgrade
+        from contracts.anchor import RetryPolicy
+        from contracts.errors import AnchorError
+
+        if not simulated and not rpc:
+            raise typer.BadParameter("give --rpc URL --contract ADDR --key-file F, or --simulated")
+        settings = Settings.from_env(database_url=db)
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        store = LogStore(engine)
+        try:
+            client = make_client(
+                settings,
+                rpc=rpc,
+                contract=contract,
+                key_file=key_file,
+                simulated=simulated,
+                retry=RetryPolicy(attempts=attempts, receipt_timeout=receipt_timeout),
+            )
+            done, pending = anchor_latest(store, client)
+        except (AnchorError, LedgerError) as exc:
+            _print_anchor_rows(engine, None)
+            raise _fail(f"anchor: {exc}") from exc
+        for a in done:
+            typer.echo(f"anchored: {a.describe()}")
+        if pending:
+            _print_anchor_rows(engine, None)
+            raise _fail(f"{pending} anchor(s) still pending: run `yima anchor` again", code=3)
+        if not done:
+            typer.echo("nothing new to anchor")
 
     @app.command("verify-bundle")
     def verify_bundle_command(
@@ -401,10 +733,16 @@ def register(app: typer.Typer) -> None:
         if directory is not None:
             entries, checkpoints, anchors = read_export(directory)
             total = json.loads((directory / "MANIFEST.json").read_text())["size"]
-        else:
+        src: DbSource | None = None
+        if directory is None:
             assert db is not None
-            entries, checkpoints, store = _db_source(db)
-            total = store.size()
+            src = _db_source(db)
+            entries, checkpoints, anchors, total = (
+                src.entries(),
+                src.checkpoints,
+                src.anchors,
+                src.size,
+            )
         if rpc:
             for a in anchors:
                 try:
@@ -444,6 +782,9 @@ def register(app: typer.Typer) -> None:
                     map_fn=map_fn,
                     workers=workers,
                 )
+            if src is not None:
+                # The database's own projections must agree with the verified log.
+                check_db_projections(src, report, replay=replay)
         except AuditFailure as exc:
             raise _fail(f"audit failed at {exc}") from exc
         finally:

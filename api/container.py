@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -13,9 +14,13 @@ from api.settings import Settings
 from api.store import LogStore, Sequencer
 from ledger.note import Signer
 
-__all__ = ["Clock", "Container", "RateLimiter", "utcnow"]
+if TYPE_CHECKING:
+    from api.services.witnessing import Witnessing
+
+__all__ = ["Clock", "Container", "RateLimiter", "SizeKeyedCache", "utcnow"]
 
 Clock = Callable[[], datetime]
+_T = TypeVar("_T")
 
 
 def utcnow() -> datetime:
@@ -61,6 +66,45 @@ class RateLimiter:
             return None
 
 
+class SizeKeyedCache:
+    """Values derived from the registry, reused while the log does not grow.
+
+    Organisations, sites and products change only by appending registry entries to the log,
+    and their projections are written in the same transaction as the checkpoint that covers
+    them. So a value read together with the latest checkpoint of size N stays right until a
+    larger checkpoint is seen: the first read at another size drops every cached value. Per
+    process and in memory (each process keys by the size it reads from the database), and
+    bounded: past ``max_entries`` values the cache starts over.
+
+    Args:
+        max_entries: Values kept at one log size.
+    """
+
+    def __init__(self, *, max_entries: int = 10_000) -> None:
+        self._size = -1
+        self._values: dict[Hashable, Any] = {}
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, size: int, key: Hashable, load: Callable[[], _T]) -> _T:
+        """The value of ``key`` at log size ``size``, loading it (outside the lock) if needed."""
+        with self._lock:
+            if size != self._size:
+                self._values = {}
+                self._size = size
+            elif key in self._values:
+                value: _T = self._values[key]
+                return value
+        loaded = load()
+        with self._lock:
+            # Another thread may have moved to a newer size meanwhile: keep only matching values.
+            if size == self._size:
+                if len(self._values) >= self._max:
+                    self._values = {}
+                self._values[key] = loaded
+        return loaded
+
+
 @dataclass
 class Container:
     """Everything a request handler may need, passed explicitly through dependencies.
@@ -84,7 +128,61 @@ class Container:
     clock: Clock = utcnow
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(120, utcnow))
     witnesses: tuple[str, ...] = ()
+    #: Registry lookups (orgs, sites, products) of the consumer check, keyed by log size.
+    registry_cache: SizeKeyedCache = field(default_factory=SizeKeyedCache, repr=False)
+    #: Collects witness cosignatures (None: no witnesses configured). Built on first use.
+    witnessing: Witnessing | None = field(default=None, repr=False)
+    #: Background workers started by :meth:`start_background` (anchorer, witnessing).
+    background: list[Any] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.witnessing is None and self.settings.witnesses:
+            from api.services.witnessing import Witnessing
+
+            self.witnessing = Witnessing(
+                self.store,
+                self.log_signer.verifier(),
+                self.settings.witnesses,
+                clock=self.now,
+                timeout=self.settings.witness_timeout_s,
+                cadence=self.settings.witness_cadence_s,
+            )
 
     def now(self) -> datetime:
         """The current time from the injected clock (UTC)."""
         return self.clock().astimezone(UTC)
+
+    def witness_vkeys(self) -> tuple[str, ...]:
+        """The witnesses' verifier keys: configured witnesses, then any extra published ones."""
+        configured = tuple(w.vkey for w in self.settings.witnesses)
+        return configured + tuple(v for v in self.witnesses if v not in configured)
+
+    # -- after a commit, and background work (docs/adr/0012) --------------------------------
+
+    def after_append(self) -> None:
+        """Post-commit hook of the writers: wake the witnessing pass (never blocks or fails).
+
+        Called after the write transaction committed, so a slow or failing witness can never
+        fail or delay a capture; the background pass retries until the witness answers.
+        """
+        if self.witnessing is not None:
+            self.witnessing.notify()
+
+    def start_background(self) -> None:
+        """Start the witnessing thread (if witnesses are configured) and the anchorer (if
+        ``anchor_cadence_s`` is set). Called by the app's startup."""
+        if self.background:
+            return
+        if self.witnessing is not None:
+            self.witnessing.start()
+            self.background.append(self.witnessing)
+        from api.services.anchoring import start_anchorer
+
+        anchorer = start_anchorer(self)
+        if anchorer is not None:
+            self.background.append(anchorer)
+
+    def stop_background(self) -> None:
+        """Stop what :meth:`start_background` started (after their current pass)."""
+        while self.background:
+            self.background.pop().stop(5.0)

@@ -16,7 +16,7 @@ from api.schemas import (
     InclusionProofPublic,
     LogKeysPublic,
 )
-from api.services import logread
+from api.services import anchoring, logread
 from ledger.signing import b64encode
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
@@ -36,9 +36,18 @@ def get_checkpoint(c: ContainerDep) -> Response:
     """The latest signed checkpoint, exact note bytes (C2SP tlog-checkpoint signed note).
 
     Verify it with the log's vkey from `/v1/log/keys` (`ledger.note.verify_checkpoint`).
+    Witness cosignature lines (cosignature/v1) follow the log's signature; check a k-of-n
+    policy with the witness vkeys and quorum of `/v1/log/keys`
+    (`ledger.note.verify_checkpoint_witnessed`). The newest chain anchor not larger than this
+    checkpoint is named in the `Yima-Anchor` header
+    (`chain=<id>;contract=<addr>;tx=<hash>;block=<n>;size=<n>;simulated=true|false`).
     """
-    note, _ = logread.checkpoint(c)
-    return Response(content=note, media_type="text/plain; charset=utf-8")
+    note, size = logread.checkpoint(c)
+    headers = {}
+    anchor = anchoring.latest_anchor(c, max_size=size)
+    if anchor is not None:
+        headers["Yima-Anchor"] = anchoring.anchor_header(anchor)
+    return Response(content=note, media_type="text/plain; charset=utf-8", headers=headers)
 
 
 @router.get(
@@ -69,8 +78,20 @@ def get_entries(start: _Size, end: _Size, c: ContainerDep) -> EntriesPublic:
     return EntriesPublic(entries=[EntryPublic(index=i, leaf=b64encode(b)) for i, b in rows])
 
 
-@router.get("/keys", response_model=LogKeysPublic)
-def get_keys(c: ContainerDep) -> LogKeysPublic:
-    """The log's origin, its verifier key (C2SP vkey) and the witnesses' keys."""
+class LogKeysWithPolicy(LogKeysPublic):
+    """The log's public identity and its witness policy (k of the listed witnesses)."""
+
+    quorum: int
+
+
+@router.get("/keys", response_model=LogKeysWithPolicy)
+def get_keys(c: ContainerDep) -> LogKeysWithPolicy:
+    """The log's origin, its verifier key (C2SP vkey), the witnesses' keys and the quorum.
+
+    Save it as the keys file of `yima verify-bundle --keys` / `yima audit --keys` (add your
+    regulator root keys as `regulators`).
+    """
     k = logread.keys(c)
-    return LogKeysPublic(origin=k.origin, log_vkey=k.log_vkey, witnesses=list(k.witnesses))
+    return LogKeysWithPolicy(
+        origin=k.origin, log_vkey=k.log_vkey, witnesses=list(k.witnesses), quorum=k.quorum
+    )

@@ -412,6 +412,8 @@ def ingest_capture(
         size=result.size,
         duplicate=False,
     )
+    # Post-commit hook (witnessing; docs/adr/0012): outside the transaction, never fails.
+    c.after_append()
     return replace(receipt, affected=out.recalled, updated_codes=tuple(out.updated))
 
 

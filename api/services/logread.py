@@ -19,18 +19,23 @@ class LogKeys:
     origin: str
     log_vkey: str
     witnesses: tuple[str, ...]
+    quorum: int = 0
 
 
 def checkpoint(c: Container) -> tuple[bytes, int]:
-    """The latest signed checkpoint note (exact bytes) and its size.
+    """The latest signed checkpoint note and its size, with the witnesses' cosignature lines
+    appended (the exact log-signed note bytes, then one ``— witness …`` line per cosignature:
+    both stay verifiable, spec §10.14).
 
     Raises:
         NotFound: Nothing was ever signed.
     """
+    from api.services.witnessing import cosigned_note
+
     latest = c.store.latest_checkpoint()
     if latest is None:
         raise NotFound("the log has no checkpoint yet")
-    return latest.note, latest.size
+    return cosigned_note(c.store, latest.size, latest.note), latest.size
 
 
 def _signed_size(c: Container) -> int:
@@ -79,5 +84,7 @@ def entries(c: Container, start: int, end: int) -> list[tuple[int, bytes]]:
 
 
 def keys(c: Container) -> LogKeys:
-    """The log's origin, verifier key and the witnesses' keys."""
-    return LogKeys(c.sequencer.origin, c.log_signer.vkey(), c.witnesses)
+    """The log's origin, verifier key, the witnesses' keys and the k of the k-of-n policy."""
+    vkeys = c.witness_vkeys()
+    quorum = c.settings.witness_quorum if c.settings.witnesses else 0
+    return LogKeys(c.sequencer.origin, c.log_signer.vkey(), vkeys, quorum)

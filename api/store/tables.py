@@ -34,6 +34,7 @@ from sqlalchemy import (
 
 __all__ = [
     "alerts",
+    "anchors",
     "api_tokens",
     "captures",
     "checkpoints",
@@ -268,4 +269,45 @@ consumer_scans = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("city", String(128), nullable=True),
     Index("ix_consumer_scans_code_at", "code", "at"),
+)
+
+#: Checkpoints anchored (or being anchored) on an outside chain (docs/spec/09-anchoring.md).
+#: A row is written as ``pending`` BEFORE anything is sent, gets ``tx_hash`` before the signed
+#: transaction leaves, and becomes ``confirmed`` once the chain shows the entry (``dropped``
+#: when a larger size of the origin was anchored first). One row per chain, contract, origin
+#: and size: re-running after a timeout finds the row instead of adding a second one.
+anchors = Table(
+    "anchors",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("contract", String(42), nullable=False),
+    Column("origin", String(255), nullable=False),
+    Column("size", LogIndex, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("simulated", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("tx_hash", String(66), nullable=True),
+    Column("block", BigInteger, nullable=True),
+    Column("chain_index", BigInteger, nullable=True),
+    Column("chain_time", BigInteger, nullable=True),
+    Column("gas_used", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("chain_id", "contract", "origin", "size"),
+    Index("ix_anchors_status_size", "status", "size"),
+)
+
+# Registry entries (org, key, key-revoke, product statements) by kind, for proof bundles that
+# must carry the statements their events depend on. Partial: event rows (the hot path) are
+# never in it. Queries must repeat the predicate verbatim for SQLite to use it.
+REGISTRY_ENTRY_PREDICATE = "kind <> 'event'"
+Index(
+    "ix_entries_kind_registry",
+    entries.c.kind,
+    entries.c.idx,
+    sqlite_where=text(REGISTRY_ENTRY_PREDICATE),
+    postgresql_where=text(REGISTRY_ENTRY_PREDICATE),
 )
