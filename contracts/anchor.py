@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -67,6 +68,13 @@ from web3.exceptions import (
 from contracts.errors import AnchorError, AnchorReverted, AnchorTimeout
 from ledger.errors import HashMismatchError, IntegrityError
 from ledger.note import Checkpoint
+
+# web3's dependencies (py_ecc, py-evm) raise the interpreter's recursion limit to 100,000 on
+# import. In a service process that would let a deeply nested JSON request overflow the C
+# stack and kill the worker instead of raising RecursionError, so it is brought back down
+# once they are loaded; our contract calls are shallow and need no deep EVM recursion.
+_SAFE_RECURSION_LIMIT = 4000
+sys.setrecursionlimit(min(sys.getrecursionlimit(), _SAFE_RECURSION_LIMIT))
 
 __all__ = [
     "ARTIFACT_PATH",

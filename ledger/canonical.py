@@ -38,7 +38,13 @@ try:  # orjson is an optional accelerator; the reference path is always availabl
 except ImportError:  # pragma: no cover - exercised only where orjson is absent
     _orjson = None
 
-__all__ = ["HAVE_FAST_PATH", "canonical_json", "canonical_json_reference", "is_fast_path_safe"]
+__all__ = [
+    "HAVE_FAST_PATH",
+    "MAX_DEPTH",
+    "canonical_json",
+    "canonical_json_reference",
+    "is_fast_path_safe",
+]
 
 #: True when the orjson fast path is available in this interpreter.
 HAVE_FAST_PATH: Final[bool] = _orjson is not None
@@ -46,15 +52,23 @@ HAVE_FAST_PATH: Final[bool] = _orjson is not None
 # RFC 8785 §3.2.2.3 / I-JSON: integers must be exactly representable as IEEE 754 doubles.
 _INT_MAX: Final = 2**53 - 1
 _BMP_LIMIT: Final = "\uffff"
+
+#: Deepest container nesting accepted. Yima's formats nest a handful of levels; an explicit
+#: limit keeps the error typed and the process safe whatever the interpreter's recursion
+#: limit is (web3's dependencies raise it to 100,000 on import, where 100,000 nested
+#: brackets would overflow the C stack instead of raising RecursionError).
+MAX_DEPTH: Final = 64
 _ORJSON_OPTS: Final[int] = _orjson.OPT_SORT_KEYS if _orjson is not None else 0
 
 
-def _safe(value: Any) -> bool:
+def _safe(value: Any, depth: int = 0) -> bool:
     """Whether orjson is proven to give RFC 8785 bytes for ``value`` (walks it once).
 
     Written for speed: scalars are checked inline, only containers recurse, and each
     object's keys are checked in one pass over their concatenation.
     """
+    if depth > MAX_DEPTH:
+        raise CanonicalizationError(f"JSON value is nested deeper than {MAX_DEPTH} levels")
     t = type(value)
     items: Any
     if t is dict:
@@ -79,11 +93,28 @@ def _safe(value: Any) -> bool:
                 return False
             continue
         if t is dict or t is list or t is tuple:
-            if not _safe(v):
+            if not _safe(v, depth + 1):
                 return False
             continue
         return False  # floats, subclasses, and anything that is not JSON
     return True
+
+
+def _check_depth(value: Any) -> None:
+    """Raise unless ``value`` nests at most MAX_DEPTH containers deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        t = type(v)
+        if t is dict or isinstance(v, dict):
+            children: Any = v.values()
+        elif t is list or t is tuple or isinstance(v, (list, tuple)):
+            children = v
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            raise CanonicalizationError(f"JSON value is nested deeper than {MAX_DEPTH} levels")
+        stack.extend((c, depth + 1) for c in children)
 
 
 def is_fast_path_safe(value: Any) -> bool:
@@ -100,7 +131,7 @@ def is_fast_path_safe(value: Any) -> bool:
         return False
     try:
         return _safe(value)
-    except RecursionError:
+    except CanonicalizationError:
         return False
 
 
@@ -115,8 +146,10 @@ def canonical_json_reference(value: Any) -> bytes:
 
     Raises:
         CanonicalizationError: The value is not representable (NaN, infinity, an integer
-            beyond ±(2**53 - 1), a non-string key, a lone surrogate, an unsupported type).
+            beyond ±(2**53 - 1), a non-string key, a lone surrogate, an unsupported type,
+            nesting deeper than MAX_DEPTH).
     """
+    _check_depth(value)
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, UnicodeError) as e:
@@ -141,7 +174,10 @@ def canonical_json(value: Any) -> bytes:
     Raises:
         CanonicalizationError: The value cannot be put in RFC 8785 form.
     """
-    if _orjson is not None and is_fast_path_safe(value):
+    # The walk always runs: it enforces MAX_DEPTH (raising) before any recursive serialiser.
+    # (the reference path below checks the depth of values _safe could not prove).
+    safe = _safe(value)
+    if _orjson is not None and safe:
         try:
             out: bytes = _orjson.dumps(value, option=_ORJSON_OPTS)
             return out

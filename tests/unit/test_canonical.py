@@ -12,7 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import canonical
-from ledger.canonical import canonical_json, canonical_json_reference, is_fast_path_safe
+from ledger.canonical import (
+    MAX_DEPTH,
+    canonical_json,
+    canonical_json_reference,
+    is_fast_path_safe,
+)
 from ledger.errors import CanonicalizationError, EncodingError
 
 needs_orjson = pytest.mark.skipif(not canonical.HAVE_FAST_PATH, reason="orjson not installed")
@@ -145,17 +150,43 @@ def test_lone_surrogate_raises_on_both_paths() -> None:
         canonical_json({"\ud800": 1})
 
 
-def test_deep_nesting_raises_typed_error() -> None:
-    deep: Any = []
-    for _ in range(5000):
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 300, 5000, 100_000])
+@pytest.mark.parametrize("leaf", [[], 1.5])
+def test_deep_nesting_raises_typed_error(depth: int, leaf: Any) -> None:
+    deep: Any = leaf
+    for _ in range(depth):
         deep = [deep]
-    with pytest.raises(CanonicalizationError):
+    with pytest.raises(CanonicalizationError, match="nested deeper"):
         canonical_json(deep)
+    with pytest.raises(CanonicalizationError, match="nested deeper"):
+        canonical_json_reference(deep)
 
 
-def test_orjson_depth_limit_falls_back() -> None:
-    deep: Any = 1
-    for _ in range(300):  # beyond orjson's 255 limit, within Python's recursion limit
+def test_deep_nesting_is_refused_whatever_the_recursion_limit() -> None:
+    # web3's dependencies raise the limit to 100,000 on import; the explicit depth limit
+    # must still refuse (not overflow the C stack) in such a process.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.setrecursionlimit(100_000)\n"
+        "from ledger.canonical import canonical_json\n"
+        "from ledger.errors import CanonicalizationError\n"
+        "d = []\n"
+        "for _ in range(200_000): d = [d]\n"
+        "try:\n    canonical_json(d)\nexcept CanonicalizationError:\n    print('refused')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "refused", out.stderr
+
+
+def test_nesting_up_to_the_limit_is_canonical() -> None:
+    deep: Any = 1.5  # a float forces the reference path
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    assert canonical_json(deep) == _ref(deep)
+    deep = 1
+    for _ in range(MAX_DEPTH):
         deep = [deep]
     assert canonical_json(deep) == _ref(deep)
 
