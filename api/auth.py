@@ -18,7 +18,15 @@ from sqlalchemy import Engine, insert, select
 from api.errors import AuthenticationError, NotFound
 from api.store import tables as t
 
-__all__ = ["TOKEN_PREFIX", "Caller", "authenticate", "hash_token", "issue_token", "new_token"]
+__all__ = [
+    "TOKEN_PREFIX",
+    "Caller",
+    "authenticate",
+    "caller_for_token_hash",
+    "hash_token",
+    "issue_token",
+    "new_token",
+]
 
 TOKEN_PREFIX = "yima_"
 
@@ -75,11 +83,26 @@ def issue_token(engine: Engine, org: str, *, at: datetime, label: str | None = N
     return token
 
 
+def caller_for_token_hash(engine: Engine, token_hash: bytes) -> Caller | None:
+    """The organisation whose token has SHA-256 ``token_hash``, or None if there is none.
+
+    The lookup behind :func:`authenticate`, for callers that hold only the hash (the
+    dashboard's session cookie names the token by its hash, never the token itself). The role
+    comes from the org's current registry entry, not from the token row, so a re-registered
+    org never keeps a stale role; a revoked (deleted) token finds nothing.
+    """
+    a, o = t.api_tokens.c, t.orgs.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(a.org, o.role).join(t.orgs, o.id == a.org).where(a.token_hash == token_hash)
+        ).one_or_none()
+    return None if row is None else Caller(org=row[0], role=row[1])
+
+
 def authenticate(engine: Engine, authorization: str | None) -> Caller:
     """Resolve an ``Authorization: Bearer ...`` header to the calling organisation.
 
-    The role comes from the org's current registry entry, not from the token row, so a
-    re-registered org never keeps a stale role.
+    The role comes from the org's current registry entry (:func:`caller_for_token_hash`).
 
     Raises:
         AuthenticationError: No header, not a bearer token, or an unknown token.
@@ -90,13 +113,7 @@ def authenticate(engine: Engine, authorization: str | None) -> Caller:
     token = token.strip()
     if not hmac.compare_digest(scheme.lower(), "bearer") or not token:
         raise AuthenticationError("expected 'Authorization: Bearer <token>'")
-    a, o = t.api_tokens.c, t.orgs.c
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(a.org, o.role)
-            .join(t.orgs, o.id == a.org)
-            .where(a.token_hash == hash_token(token))
-        ).one_or_none()
-    if row is None:
+    caller = caller_for_token_hash(engine, hash_token(token))
+    if caller is None:
         raise AuthenticationError("unknown bearer token")
-    return Caller(org=row[0], role=row[1])
+    return caller

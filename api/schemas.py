@@ -35,6 +35,7 @@ __all__ = [
     "RegistryReceiptPublic",
     "SignedCaptureIn",
     "SignedStatementIn",
+    "TcmPublic",
     "VerifyIn",
     "VerifyPublic",
 ]
@@ -385,6 +386,15 @@ class EvidencePublic(BaseModel):
     index: int
 
 
+class TcmPublic(BaseModel):
+    """Herb origin and processing of decoction pieces (and herbs), from the lots' ILMD."""
+
+    origin: str | None = Field(description="产地 of the input herb lot")
+    processing: str | None = Field(description="炮制 method")
+    harvest_date: str | None = Field(description="采收日期 of the input herb lot")
+    herb_lot: str | None = Field(description="lot number of the input herb lot")
+
+
 class VerifyPublic(BaseModel):
     """The consumer's answer."""
 
@@ -412,6 +422,8 @@ class VerifyPublic(BaseModel):
                     "checkpoint": "yima.example/log/dev\n8\n...",
                     "size": 8,
                     "alerts": [],
+                    "reason": None,
+                    "tcm": None,
                 }
             ]
         }
@@ -429,6 +441,14 @@ class VerifyPublic(BaseModel):
     checkpoint: str
     size: int
     alerts: list[str]
+    reason: str | None = Field(
+        default=None,
+        description="for `suspect` only: `suspected_clone`, `cold_chain`, `quarantined`, "
+        "`destroyed` or `decommissioned`",
+    )
+    tcm: TcmPublic | None = Field(
+        default=None, description="decoction pieces and herbs: origin and processing"
+    )
 
 
 class AlertPublic(BaseModel):

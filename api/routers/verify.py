@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import ClientAddress, ContainerDep
 from api.routers import problems
-from api.schemas import EvidencePublic, JourneyStepPublic, VerifyIn, VerifyPublic
+from api.schemas import VerifyIn, VerifyPublic
 from api.services import verify
 
 router = APIRouter(prefix="/v1", tags=["public"])
@@ -18,27 +18,11 @@ def post_verify(body: VerifyIn, c: ContainerDep, client: ClientAddress) -> Verif
 
     Send whatever the phone scanned (Digital Link URL, GS1 element string, HRI, NMPA code).
     The verdict is one of `genuine`, `unknown_code`, `recalled`, `expired`,
-    `already_dispensed` (sold 2 or more times), `suspect`. The journey lists date, city,
+    `already_dispensed` (sold 2 or more times), `suspect` (`reason` says why: a copied code,
+    a cold-chain breach, a hold, a destroyed code). The journey lists date, city,
     province, role and step of each stop — never company names, prices or documents. The
-    checkpoint lets an app check the evidence entries against the log itself.
+    checkpoint lets an app check the evidence entries against the log itself. Decoction
+    pieces and herbs add `tcm`: origin (产地), processing (炮制) and harvest date (采收日期).
     """
     r = verify.verify_code(c, client, body.code, body.city)
-    return VerifyPublic(
-        verdict=r.verdict,
-        verdict_text=verify.VERDICT_TEXT[r.verdict],
-        dispense_count=r.dispense_count,
-        first_dispensed=r.first_dispensed,
-        product=r.product,
-        lot=r.lot,
-        expiry=r.expiry,
-        journey=[
-            JourneyStepPublic(
-                date=j.date, city=j.city, province=j.province, role=j.role, step=j.step
-            )
-            for j in r.journey
-        ],
-        evidence=[EvidencePublic(event_id=j.event_id, index=j.index) for j in r.journey],
-        checkpoint=r.checkpoint,
-        size=r.size,
-        alerts=list(r.alerts),
-    )
+    return VerifyPublic.model_validate(verify.public_body(r))

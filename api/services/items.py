@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, or_, select
 
 from api.auth import Caller
 from api.container import Container
@@ -38,11 +38,15 @@ from ledger.identifiers import Identifier, epc_to_canonical
 __all__ = [
     "HistoryEntry",
     "ItemView",
+    "LotPack",
+    "StockRow",
     "get_contents",
     "get_history",
     "get_item",
     "history_entries",
     "load_item",
+    "lot_packs",
+    "org_stock",
 ]
 
 _MAX_DEPTH = 5
@@ -261,3 +265,110 @@ def get_contents(
     _may_read(caller, view, orgs)
     rows = sorted(inside.items(), key=lambda kv: (kv[1][2], kv[0]))
     return view, [(code, depth, st.parent) for code, (st, _, depth) in rows]
+
+
+# --------------------------------------------------------------------------- grouped reads
+# Lot and stock listings (the dashboard's lot and organisation pages). Read-only projections
+# of the items table, under the same visibility rules as single items.
+
+
+@dataclass(frozen=True, slots=True)
+class LotPack:
+    """One pack of a lot, where it is now."""
+
+    code: str
+    status: str
+    custodian: str | None
+    location: str | None
+    in_transit_to: str | None
+    recalled: bool
+    quarantined: bool
+    expiry: str | None
+
+
+def _gtin14(gtin: str) -> str:
+    g = gtin.strip()
+    return g.zfill(14) if g.isdigit() else g
+
+
+def lot_packs(c: Container, caller: Caller, gtin: str, lot: str) -> list[LotPack]:
+    """Every pack of lot ``gtin``/``lot`` that the caller may see, by code.
+
+    Regulators and the product's owner see every pack. Another organisation sees the packs
+    it holds or that are in transit to it (the item rule of §8.6 restricted to what the
+    ``items`` projections carry); if that is none, it may not see the lot at all.
+    Lot-level rows (an LGTIN quantity, e.g. a herb lot) describe the lot, not a pack, and
+    are left out.
+
+    Raises:
+        PermissionDenied: Not a regulator, not the owner, and no pack of the lot is theirs.
+    """
+    g, lot = _gtin14(gtin), lot.strip()
+    i, p = t.items.c, t.products.c
+    q = (
+        select(
+            i.code, i.status, i.custodian, i.location, i.in_transit_to, i.recalled,
+            i.quarantined, i.expiry,
+        )
+        .where(i.product_gtin == g, i.lot == lot)
+        .order_by(i.code)
+    )  # fmt: skip
+    with c.engine.connect() as conn:
+        owner = conn.execute(select(p.owner).where(p.gtin == g)).scalar_one_or_none()
+        sees_all = caller.is_regulator or (owner is not None and owner == caller.org)
+        if not sees_all:
+            q = q.where(or_(i.custodian == caller.org, i.in_transit_to == caller.org))
+        rows = conn.execute(q).all()
+    packs = [
+        LotPack(
+            code=r[0], status=r[1], custodian=r[2], location=r[3], in_transit_to=r[4],
+            recalled=bool(r[5]), quarantined=bool(r[6]),
+            expiry=r[7].isoformat() if r[7] else None,
+        )
+        for r in rows
+        if "/21/" in r[0] or r[0].startswith("urn:yima:nmpa:")
+    ]  # fmt: skip
+    if not sees_all and not packs:
+        raise PermissionDenied(f"{caller.org!r} has no part in lot {lot} of {g}")
+    return packs
+
+
+@dataclass(frozen=True, slots=True)
+class StockRow:
+    """Packs an organisation holds, grouped by location, product, lot and status."""
+
+    location: str | None
+    gtin: str | None
+    product_name: str | None
+    lot: str | None
+    status: str
+    count: int
+
+
+#: What counts as stock: held (active, returned) or shipped and not yet received.
+_STOCK_STATUSES = (lc.STATUS_ACTIVE, lc.STATUS_RETURNED, lc.STATUS_IN_TRANSIT)
+
+
+def org_stock(c: Container, caller: Caller, org: str) -> list[StockRow]:
+    """The stock of ``org`` (items it is custodian of), by location, product, lot, status.
+
+    An organisation sees its own stock; regulators see everyone's.
+
+    Raises:
+        PermissionDenied: Another organisation's stock, for a non-regulator.
+        NotFound: ``org`` is not registered.
+    """
+    if not caller.is_regulator and caller.org != org:
+        raise PermissionDenied(f"{caller.org!r} may not see the stock of {org!r}")
+    i, p, o = t.items.c, t.products.c, t.orgs.c
+    with c.engine.connect() as conn:
+        if conn.execute(select(o.id).where(o.id == org)).scalar_one_or_none() is None:
+            raise NotFound(f"organisation {org!r} is not registered")
+        rows = conn.execute(
+            select(i.location, i.product_gtin, p.name, i.lot, i.status, func.count())
+            .select_from(t.items.outerjoin(t.products, p.gtin == i.product_gtin))
+            .where(i.custodian == org, i.status.in_(_STOCK_STATUSES))
+            .group_by(i.location, i.product_gtin, p.name, i.lot, i.status)
+            .order_by(i.location, i.product_gtin, i.lot, i.status)
+        ).all()
+    return [StockRow(r[0], r[1], r[2], r[3], r[4], int(r[5])) for r in rows]

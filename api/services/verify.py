@@ -8,35 +8,61 @@ Verdict precedence (docs/spec/08-service.md §8.7), first match wins:
 4. ``already_dispensed``: the sale count is 2 or more — dispenses in force plus refused
    re-dispenses (NHSA: ≥ 2 sales = suspected 回流药). A pack sold exactly once is genuine;
    the answer still shows ``dispense_count`` 1 and when and in which city it was sold;
-5. ``suspect``: a consumer-scan clone signal (R10, now or earlier), quarantined (e.g. a
-   cold-chain excursion), or a code that was destroyed/decommissioned;
+5. ``suspect``: a consumer-scan clone signal (R10, now or earlier), quarantined (a cold-chain
+   excursion, or a hold), or a code that was destroyed/decommissioned — ``reason`` says which;
 6. ``genuine``.
 
 The journey is (date, city, province, role, step) per accepted event, from the event's site via
-the registry; organisation names, trading partners and documents are never returned. Each scan
-is recorded (code, time, coarse city — no personal data) and R10 runs on it; its alerts go to
-the alerts table pointing at the pack's latest log entry as evidence (consumer scans are not
-logged: no signature stands behind them).
+the registry; organisation names, trading partners and documents are never returned. For
+decoction pieces and herbs the answer adds the herb's origin, processing and harvest date from
+the lot's ILMD and its input herb lot's (§8.7 step 5). Each scan is recorded (code, time,
+coarse city — no personal data) and R10 runs on it; its alerts go to the alerts table pointing
+at the pack's latest log entry as evidence (consumer scans are not logged: no signature stands
+behind them).
+
+Cost (docs/spec/12-pages.md §12.6): the reads run on one read-only connection — the latest
+checkpoint, the pack's state, its journey in one query per nesting level (own + lot entries,
+then parents and input lots), the clone-alert check — with organisations, sites and products
+taken from :attr:`api.container.Container.registry_cache` (valid while the log size is
+unchanged); the scan is then recorded in its own short write transaction.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Final
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from api.container import Container
-from api.errors import NotFound, RateLimited
-from api.services.common import Registry, canonical_item, load_registry
-from api.services.items import HistoryEntry, ItemView, history_entries, load_item
+from api.errors import RateLimited
+from api.services.common import (
+    ProductInfo,
+    Registry,
+    canonical_id,
+    canonical_item,
+    load_products,
+    load_registry,
+    state_from_json,
+)
 from api.store import tables as t
-from api.store.log import latest_checkpoint
+from api.store.db import write_transaction
 from ledger import lifecycle as lc
 from ledger.errors import LedgerError
 
-__all__ = ["VERDICT_TEXT", "JourneyStep", "VerifyResult", "verify_code"]
+__all__ = [
+    "REASONS",
+    "TCM_CATEGORIES",
+    "VERDICT_TEXT",
+    "JourneyStep",
+    "TcmFacts",
+    "VerifyResult",
+    "public_body",
+    "verify_code",
+]
 
 VERDICT_TEXT: dict[str, dict[str, str]] = {
     "genuine": {"zh": "正品:追溯信息完整。", "en": "Genuine: the pack's trace is complete."},
@@ -59,7 +85,42 @@ VERDICT_TEXT: dict[str, dict[str, str]] = {
     },
 }
 
+#: Why a pack is ``suspect`` (``VerifyResult.reason``), in the order they are checked.
+REASONS: Final = ("suspected_clone", "cold_chain", "quarantined", "destroyed", "decommissioned")
+#: Product categories whose answer carries :class:`TcmFacts`.
+TCM_CATEGORIES: Final = frozenset({"tcm_pieces", "herb"})
+
 _MAX_PREVIOUS_SCANS = 200
+_MAX_DEPTH = 5  # nesting of parents and of transformation inputs (as items.history_entries)
+_GS1 = "https://id.gs1.org"
+_ORIGIN = "yima:origin"
+_PROCESSING = "yima:processingMethod"
+_HARVEST = "yima:harvestDate"
+_HERB_LOT = "yima:herbLot"
+_LOT = "cbvmda:lotNumber"
+
+# Built once: statement construction is a measurable part of a sub-millisecond query.
+_cp, _i = t.checkpoints.c, t.items.c
+_LATEST = select(_cp.size, _cp.note).order_by(_cp.size.desc()).limit(1)
+_STATE = select(_i.state_json, _i.updated_index).where(_i.code == bindparam("code"))
+_ie, _e = t.item_events.c, t.entries.c
+_ENTRIES_OF = (
+    select(_ie.code, _e.idx, _e.leaf)
+    .join(t.entries, _e.idx == _ie.log_index)
+    .where(_ie.code.in_(bindparam("codes", expanding=True)))
+    .where(_e.kind.in_(("event", "correction")))
+)
+_a = t.alerts.c
+_CLONE_ALERTS = select(_a.codes).where(
+    _a.log_index == bindparam("idx"), _a.kind == lc.ALERT_SUSPECTED_CLONE
+)
+_s = t.consumer_scans.c
+_PREVIOUS_SCANS = (
+    select(_s.at, _s.city)
+    .where(_s.code == bindparam("code"), _s.city.is_not(None))
+    .order_by(_s.at.desc())
+    .limit(_MAX_PREVIOUS_SCANS)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +137,51 @@ class JourneyStep:
 
 
 @dataclass(frozen=True, slots=True)
+class TcmFacts:
+    """Origin and processing of decoction pieces (or of a herb), from the lots' ILMD.
+
+    Attributes:
+        origin: 产地 of the input herb lot (else of the pack's own lot).
+        processing: 炮制 method of the transformation that made the pieces' lot.
+        harvest_date: 采收日期 of the input herb lot.
+        herb_lot: Lot number of the input herb lot.
+    """
+
+    origin: str | None
+    processing: str | None
+    harvest_date: str | None
+    herb_lot: str | None
+
+    def to_dict(self) -> dict[str, str | None]:
+        """JSON form (the ``tcm`` member of the verify answer)."""
+        return {
+            "origin": self.origin,
+            "processing": self.processing,
+            "harvest_date": self.harvest_date,
+            "herb_lot": self.herb_lot,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """What the consumer is told."""
+    """What the consumer is told.
+
+    Attributes:
+        verdict: One of the keys of :data:`VERDICT_TEXT`.
+        dispense_count: Sale count (dispenses in force plus refused re-dispenses).
+        first_dispensed: ``{"date", "city"}`` of the dispense of record, or None.
+        product: Public product master data, or None.
+        lot: Lot number.
+        expiry: Expiry date.
+        journey: Public stops, in log order.
+        checkpoint: The latest checkpoint note the answer was read at.
+        size: Its size.
+        alerts: Alert kinds of this scan (and an earlier clone signal).
+        reason: For ``suspect`` only, which finding (:data:`REASONS`): ``suspected_clone``,
+            ``cold_chain`` (quarantined by a cold-chain excursion, R8), ``quarantined`` (held
+            for another reason), ``destroyed`` or ``decommissioned``; None otherwise.
+        tcm: Origin and processing for decoction pieces and herbs, else None.
+    """
 
     verdict: str
     dispense_count: int
@@ -89,6 +193,31 @@ class VerifyResult:
     checkpoint: str
     size: int
     alerts: tuple[str, ...]
+    reason: str | None = None
+    tcm: TcmFacts | None = None
+
+
+def public_body(r: VerifyResult) -> dict[str, Any]:
+    """The ``POST /v1/verify`` JSON body of a result (also the resolver's JSON answer)."""
+    return {
+        "verdict": r.verdict,
+        "verdict_text": VERDICT_TEXT[r.verdict],
+        "dispense_count": r.dispense_count,
+        "first_dispensed": r.first_dispensed,
+        "product": r.product,
+        "lot": r.lot,
+        "expiry": r.expiry,
+        "journey": [
+            {"date": s.date, "city": s.city, "province": s.province, "role": s.role, "step": s.step}
+            for s in r.journey
+        ],
+        "evidence": [{"event_id": s.event_id, "index": s.index} for s in r.journey],
+        "checkpoint": r.checkpoint,
+        "size": r.size,
+        "alerts": list(r.alerts),
+        "reason": r.reason,
+        "tcm": r.tcm.to_dict() if r.tcm else None,
+    }
 
 
 def _expired(expiry: str | None, today: str) -> bool:
@@ -100,129 +229,315 @@ def _expired(expiry: str | None, today: str) -> bool:
         return False
 
 
-def _journey(entries: list[HistoryEntry], registry: Registry) -> tuple[JourneyStep, ...]:
+# --------------------------------------------------------------------------- journey
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One log entry of the journey: its leaf and how it relates to the pack."""
+
+    index: int
+    relation: str  # own | parent | lot | input (first found wins, as in items.history_entries)
+    leaf: Mapping[str, Any]
+
+
+class _Canon:
+    """Identifier canonicalisation memoised for one request (ids repeat across events)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, value: object) -> str | None:
+        if not isinstance(value, str):
+            return None
+        try:
+            return canonical_id(value, self._cache)
+        except (LedgerError, ValueError, TypeError):
+            return None  # not an identifier: it names nothing (as items._canon)
+
+
+def _fetch(conn: Connection, codes: Sequence[str]) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Event entries indexed under each code, in log order (one query for all codes)."""
+    out: dict[str, list[tuple[int, dict[str, Any]]]] = {code: [] for code in codes}
+    if codes:
+        for code, idx, leaf in conn.execute(_ENTRIES_OF, {"codes": list(codes)}):
+            out[code].append((idx, json.loads(leaf)))
+        for rows in out.values():
+            rows.sort(key=lambda r: r[0])
+    return out
+
+
+def _pack_windows(
+    code: str, rows: Sequence[tuple[int, Mapping[str, Any]]], canon: _Canon
+) -> list[tuple[str, int, int | None]]:
+    """(parent, pack index, unpack index or None) for each accepted packing of ``code``."""
+    windows: list[tuple[str, int, int | None]] = []
+    open_: dict[str, int] = {}
+    for idx, leaf in rows:
+        ev = leaf["event"]
+        if leaf.get("outcome") != "accepted" or ev.get("type") != "AggregationEvent":
+            continue
+        parent = canon(ev.get("parentID"))
+        if parent is None:
+            continue
+        action = ev.get("action")
+        if action == "ADD" and code in {canon(c) for c in ev.get("childEPCs") or ()}:
+            open_[parent] = idx
+        elif action == "DELETE" and parent in open_:
+            children = ev.get("childEPCs") or ()
+            if not children or code in {canon(c) for c in children}:
+                windows.append((parent, open_.pop(parent), idx))
+    windows.extend((p, start, None) for p, start in open_.items())
+    return windows
+
+
+def _io(ev: Mapping[str, Any], side: str, canon: _Canon) -> list[str]:
+    codes = [canon(c) for c in ev.get(f"{side}EPCList") or ()]
+    codes += [canon(q.get("epcClass")) for q in ev.get(f"{side}QuantityList") or ()]
+    return [c for c in codes if c]
+
+
+def _journey_entries(conn: Connection, code: str, state: lc.ItemState) -> list[_Entry]:
+    """The pack's journey: the same entries as :func:`api.services.items.history_entries`.
+
+    Same four relations (own; parents while packed, nested up to 5 levels; the lot; the
+    input lots of transformations, up to 5 levels) and the same windows, but read breadth
+    first — one query for the pack and its lot, then one per nesting level for every parent
+    and input lot at that level — with memoised identifier canonicalisation. The page tests
+    check that both give the same entries for every pack of the demo world.
+    """
+    canon = _Canon()
+    out: dict[int, _Entry] = {}
+    lot_code = f"{_GS1}/01/{state.product_gtin}/10/{state.lot}" if state.product_gtin else None
+    first = _fetch(conn, [code, lot_code] if state.lot and lot_code else [code])
+    own = first[code]
+    for idx, leaf in own:
+        out[idx] = _Entry(idx, "own", leaf)
+    # Parent windows to follow: (parent, lo, hi, level) — the parent's entries strictly
+    # inside (lo, hi) belong to the pack's journey.
+    parents: list[tuple[str, int, int | None, int]] = []
+
+    def follow(child: str, rows: Sequence[tuple[int, Mapping[str, Any]]], lo: int,
+               hi: int | None, level: int) -> None:  # fmt: skip
+        if level > _MAX_DEPTH:
+            return
+        for parent, start, end in _pack_windows(child, rows, canon):
+            a = max(start, lo)
+            b = end if hi is None else (hi if end is None else min(end, hi))
+            if b is None or a < b:
+                parents.append((parent, a, b, level))
+
+    follow(code, own, -1, None, 1)
+    lot_rows = first.get(lot_code, []) if lot_code else []
+    inputs: list[tuple[str, int]] = []
+    for _, leaf in lot_rows:
+        if leaf["event"].get("type") == "TransformationEvent":
+            inputs.extend((c, 1) for c in _io(leaf["event"], "input", canon))
+    seen_inputs: set[str] = {lot_code} if lot_code else set()
+    lot_done = False
+    while parents or inputs or not lot_done:
+        wanted_inputs = [(c, d) for c, d in inputs if c not in seen_inputs and d <= _MAX_DEPTH]
+        inputs = []
+        fetched = _fetch(
+            conn, list(dict.fromkeys([p for p, *_ in parents] + [c for c, _ in wanted_inputs]))
+        )
+        level_parents, parents = parents, []
+        for parent, a, b, level in level_parents:
+            prow = fetched[parent]
+            for idx, leaf in prow:
+                if idx > a and (b is None or idx < b) and idx not in out:
+                    out[idx] = _Entry(idx, "parent", leaf)
+            follow(parent, prow, a, b, level + 1)
+        if not lot_done:
+            # The lot's entries rank after every parent entry (items.history_entries order).
+            for idx, leaf in lot_rows:
+                out.setdefault(idx, _Entry(idx, "lot", leaf))
+            lot_done = True
+        for c, depth in wanted_inputs:
+            if c in seen_inputs:
+                continue
+            seen_inputs.add(c)
+            for idx, leaf in fetched[c]:
+                out.setdefault(idx, _Entry(idx, "input", leaf))
+                ev = leaf["event"]
+                if ev.get("type") == "TransformationEvent" and c in _io(ev, "output", canon):
+                    inputs.extend((i, depth + 1) for i in _io(ev, "input", canon))
+    return [out[k] for k in sorted(out)]
+
+
+def _journey(entries: Sequence[_Entry], registry: Registry) -> tuple[JourneyStep, ...]:
     out: list[JourneyStep] = []
     for e in entries:
-        if e.outcome != "accepted":
+        leaf = e.leaf
+        if leaf["outcome"] != "accepted":
             continue
-        place = registry.site(lc.event_site(e.event))
+        event = leaf["event"]
+        place = registry.site(lc.event_site(event))
         _, loc = place if place else (None, None)
-        role = registry.orgs[e.org].role if e.org in registry.orgs else None
+        org = registry.orgs.get(leaf["org"])
         out.append(
             JourneyStep(
-                date=str(e.event.get("eventTime", ""))[:10],
+                date=str(event.get("eventTime", ""))[:10],
                 city=loc.city if loc else None,
                 province=loc.province if loc else None,
-                role=role,
-                step=lc.classify(e.event),
-                event_id=e.event_id,
+                role=org.role if org else None,
+                step=lc.classify(event),
+                event_id=leaf["event_id"],
                 index=e.index,
             )
         )
     return tuple(out)
 
 
-def _earlier_clone_alerts(conn: Connection, view: ItemView) -> bool:
-    a = t.alerts.c
-    rows = conn.execute(
-        select(a.codes).where(a.log_index == view.updated_index, a.kind == lc.ALERT_SUSPECTED_CLONE)
+def _quarantine_cause(code: str, entries: Sequence[_Entry]) -> str:
+    """``cold_chain`` when the pack's quarantine in force came from a cold-chain excursion.
+
+    Walks the journey in log order: an R8 alert naming the pack (or a unit it rode in)
+    quarantines for the cold chain, an accepted quarantine step for another reason, a release
+    clears both; the last one standing is the cause.
+    """
+    cause = "quarantined"
+    for e in entries:
+        leaf = e.leaf
+        if leaf["outcome"] != "accepted":
+            continue
+        if any(
+            a.get("kind") == lc.ALERT_COLD_CHAIN_EXCURSION and code in (a.get("codes") or ())
+            for a in leaf.get("alerts") or ()
+        ):
+            cause = "cold_chain"
+        elif lc.classify(leaf["event"]) in (lc.STEP_QUARANTINE, lc.STEP_RELEASE):
+            # A hold, or a release followed by a later hold: not (or no longer) the cold chain.
+            cause = "quarantined"
+    return cause
+
+
+def _tcm_facts(entries: Sequence[_Entry]) -> TcmFacts:
+    """产地 / 炮制 / 采收日期 from the ILMD of the pack's lot and of its input herb lot.
+
+    The herb's own facts (origin, harvest date, lot number) come first from the input lots'
+    entries, the processing method from the pack's own and lot entries (the transformation
+    that made the pieces); each falls back to the other side. Newest entry first.
+    """
+    herb: dict[str, str] = {}
+    pieces: dict[str, str] = {}
+    for e in reversed(entries):
+        ilmd = e.leaf["event"].get("ilmd")
+        if not isinstance(ilmd, Mapping):
+            continue
+        target = herb if e.relation == "input" else pieces
+        for member in (_ORIGIN, _PROCESSING, _HARVEST, _HERB_LOT, _LOT):
+            value = ilmd.get(member)
+            if isinstance(value, str) and value and member not in target:
+                target[member] = value
+    herb_lot = herb.get(_LOT)
+    if herb_lot is None and _HERB_LOT in pieces:
+        # The pieces name their herb lot as an LGTIN Digital Link: /01/{gtin}/10/{lot}.
+        tail = pieces[_HERB_LOT].split("/10/", 1)
+        herb_lot = tail[1].split("/", 1)[0] if len(tail) == 2 else None
+    return TcmFacts(
+        origin=herb.get(_ORIGIN) or pieces.get(_ORIGIN),
+        processing=pieces.get(_PROCESSING) or herb.get(_PROCESSING),
+        harvest_date=herb.get(_HARVEST) or pieces.get(_HARVEST),
+        herb_lot=herb_lot,
     )
-    return any(view.code in (r[0] or ()) for r in rows)
 
 
-def verify_code(c: Container, client: str, code_text: str, city: str | None) -> VerifyResult:
-    """Answer a consumer scan and record it (one transaction).
+# --------------------------------------------------------------------------- cached reads
+
+
+def _registry(c: Container, conn: Connection, size: int) -> Registry:
+    return c.registry_cache.get(size, "registry", lambda: load_registry(conn))
+
+
+def _product(c: Container, conn: Connection, size: int, key: str | None) -> ProductInfo | None:
+    if not key:
+        return None
+    return c.registry_cache.get(size, ("product", key), lambda: load_products(conn, [key]).get(key))
+
+
+# --------------------------------------------------------------------------- the use case
+
+
+def verify_code(
+    c: Container, client: str, code_text: str, city: str | None, *, bucket: str = "api"
+) -> VerifyResult:
+    """Answer a consumer scan and record it.
 
     Args:
         c: The container.
         client: Client address (rate-limit key; not stored).
         code_text: Whatever the consumer's phone scanned.
         city: Coarse city of the scan, if the client shares it (R10 needs it).
+        bucket: Rate-limit bucket: ``api`` for ``POST /v1/verify``; the consumer page uses
+            ``page`` so that reloading it never spends an app's API budget (and vice versa).
 
     Returns:
-        The verdict, public product data and the journey.
+        The verdict, public product data, the journey and (TCM) origin and processing.
 
     Raises:
-        RateLimited: Too many scans from this client.
+        RateLimited: Too many scans from this client in this bucket.
     """
-    wait = c.limiter.take(client)
+    wait = c.limiter.take(client if bucket == "api" else f"{bucket}\x00{client}")
     if wait is not None:
         raise RateLimited("too many verification requests", retry_after=max(1, round(wait)))
     now = c.now()
-    at = now.isoformat().replace("+00:00", "Z")
     today = now.date().isoformat()
-    with c.engine.begin() as conn:
-        latest = latest_checkpoint(conn)
-        checkpoint = latest.note.decode("utf-8") if latest else ""
-        size = latest.size if latest else 0
-        code: str | None = None
-        view: ItemView | None = None
-        try:
-            code, _ = canonical_item(code_text)
-            view = load_item(conn, code)
-        except (LedgerError, NotFound):
-            view = None
-        if view is None:
+    try:
+        code: str | None = canonical_item(code_text)[0]
+    except LedgerError:
+        code = None
+    with c.engine.connect() as conn:
+        latest = conn.execute(_LATEST).one_or_none()
+        size, checkpoint = (int(latest[0]), str(latest[1])) if latest else (0, "")
+        found = conn.execute(_STATE, {"code": code}).one_or_none() if code else None
+        if code is None or found is None:
+            conn.rollback()
             if code is not None:
                 # An unknown but well-formed code is what a counterfeit looks like: keep the scan.
-                conn.execute(insert(t.consumer_scans), {"code": code, "at": now, "city": city})
+                _record_scan(c, code, now, city, ())
             return VerifyResult(
                 "unknown_code", 0, None, None, None, None, (), checkpoint, size, ("unknown_code",)
             )
-        state = view.state
-        registry = load_registry(conn)
-        entries = history_entries(conn, view)
-        journey = _journey(entries, registry)
+        state, updated_index = state_from_json(found[0]), int(found[1])
+        product = _product(c, conn, size, state.product_gtin)
+        registry = _registry(c, conn, size)
+        entries = _journey_entries(conn, code, state)
         # R10: this scan against earlier ones (only meaningful with a city).
-        s = t.consumer_scans.c
         alerts: tuple[lc.Alert, ...] = ()
         if city:
-            prev = conn.execute(
-                select(s.at, s.city)
-                .where(s.code == view.code, s.city.is_not(None))
-                .order_by(s.at.desc())
-                .limit(_MAX_PREVIOUS_SCANS)
-            )
             previous = [
                 lc.ScanRecord(
                     (r[0] if r[0].tzinfo else r[0].replace(tzinfo=now.tzinfo)).isoformat(), r[1]
                 )
-                for r in prev
+                for r in conn.execute(_PREVIOUS_SCANS, {"code": code})
             ]
+            at = now.isoformat().replace("+00:00", "Z")
             alerts = lc.consumer_scan(state, at=at, city=city, previous_scans=previous)
-        earlier_clone = _earlier_clone_alerts(conn, view)
-        conn.execute(insert(t.consumer_scans), {"code": view.code, "at": now, "city": city})
-        owner = view.product.statement.owner if view.product else state.commissioned_by
-        if alerts:
-            conn.execute(
-                insert(t.alerts),
-                [
-                    {
-                        "log_index": view.updated_index,
-                        "kind": al.kind,
-                        "rule": al.rule,
-                        "org": owner,
-                        "codes": list(al.codes),
-                        "message": al.message,
-                        "created": now,
-                    }
-                    for al in alerts
-                ],
-            )
+        earlier_clone = any(
+            code in (r[0] or ()) for r in conn.execute(_CLONE_ALERTS, {"idx": updated_index})
+        )
+        conn.rollback()  # read only: end the snapshot before writing
+    owner = product.statement.owner if product else state.commissioned_by
+    _record_scan(c, code, now, city, [
+        {"log_index": updated_index, "kind": al.kind, "rule": al.rule, "org": owner,
+         "codes": list(al.codes), "message": al.message, "created": now}
+        for al in alerts
+    ])  # fmt: skip
     n = lc.sale_count(state)
+    reason: str | None = None
     if state.recalled:
         verdict = "recalled"
     elif _expired(state.expiry, today):
         verdict = "expired"
     elif n >= 2:
         verdict = "already_dispensed"
-    elif (
-        alerts
-        or earlier_clone
-        or state.quarantined
-        or state.status in (lc.STATUS_DESTROYED, lc.STATUS_DECOMMISSIONED)
-    ):
-        verdict = "suspect"
+    elif alerts or earlier_clone:
+        verdict, reason = "suspect", "suspected_clone"
+    elif state.quarantined:
+        verdict, reason = "suspect", _quarantine_cause(code, entries)
+    elif state.status in (lc.STATUS_DESTROYED, lc.STATUS_DECOMMISSIONED):
+        verdict, reason = "suspect", state.status
     else:
         verdict = "genuine"
     first = state.first_dispense
@@ -233,15 +548,34 @@ def verify_code(c: Container, client: str, code_text: str, city: str | None) -> 
     kinds = tuple(dict.fromkeys(a.kind for a in alerts))
     if earlier_clone and lc.ALERT_SUSPECTED_CLONE not in kinds:
         kinds += (lc.ALERT_SUSPECTED_CLONE,)
+    public = product.statement.public() if product else None
+    tcm = _tcm_facts(entries) if public and public.get("category") in TCM_CATEGORIES else None
     return VerifyResult(
         verdict=verdict,
         dispense_count=n,
         first_dispensed=first_dispensed,
-        product=view.product.statement.public() if view.product else None,
+        product=public,
         lot=state.lot,
         expiry=state.expiry,
-        journey=journey,
+        journey=_journey(entries, registry),
         checkpoint=checkpoint,
         size=size,
         alerts=kinds,
+        reason=reason,
+        tcm=tcm,
     )
+
+
+def _record_scan(
+    c: Container, code: str, now: datetime, city: str | None, alerts: Sequence[Mapping[str, Any]]
+) -> None:
+    """The scan row (and R10 alerts) in one short writer transaction of their own.
+
+    Kept apart from the reads so the write lock is held for one or two inserts only, and so
+    a read snapshot is never upgraded to a writer (which SQLite refuses when another writer
+    committed in between).
+    """
+    with write_transaction(c.engine) as conn:
+        conn.execute(insert(t.consumer_scans), {"code": code, "at": now, "city": city})
+        if alerts:
+            conn.execute(insert(t.alerts), list(alerts))

@@ -9,13 +9,14 @@ Routes (docs/spec/12-pages.md §12.4), all under ``/dashboard``:
 * ``GET/POST /recall`` — shows the ``yima-scan recall`` command and accepts the signed
   capture it writes (the server never signs for a party: docs/adr/0010-web-pages.md);
 * ``GET /lot`` — every pack of a lot, where it is and its status, and the supply network;
-* ``GET /item`` — one pack's journey as a timeline chart;
+* ``GET /item`` — one pack's journey as a timeline chart, and ``GET /item/bundle`` its
+  offline proof bundle (the ``/v1/items/{code}/bundle`` service, with the session's caller);
 * ``GET /log`` — log size, latest checkpoint, witness cosignatures;
 * ``GET /orgs/{org_id}`` — an organisation's stock by location and its alerts.
 
-Reads go through the service layer (alerts, items, recalls, registry); the few grouped reads
-the service has no function for yet (a lot's packs, an org's stock) are thin, read-only
-adapters at the bottom of this module.
+Reads go through the service layer (auth, alerts, items — including a lot's packs and an
+org's stock, with the service's visibility rules —, recalls, bundles, registry); this module
+only chooses words and layout.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ from urllib.parse import parse_qsl, quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from api import web
-from api.auth import Caller, hash_token
+from api.auth import Caller, caller_for_token_hash, hash_token
 from api.container import Container
-from api.errors import ServiceError
+from api.errors import PermissionDenied, ServiceError
 from api.schemas import SignedCaptureIn
 from api.services import alerts as alert_service
 from api.services import items as item_service
@@ -130,17 +131,6 @@ def _csrf_for(c: Container, seed: str) -> str:
     return _b64(hmac.new(_session_key(c), b"csrf\x00" + seed.encode(), hashlib.sha256).digest())
 
 
-def _caller_for_hash(engine: Engine, token_hash: bytes) -> Caller | None:
-    """Thin adapter: :func:`api.auth.authenticate` takes the raw token; the session keeps
-    only its hash. Same query, same rule (role from the org's current registry entry)."""
-    a, o = tbl.api_tokens.c, tbl.orgs.c
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(a.org, o.role).join(tbl.orgs, o.id == a.org).where(a.token_hash == token_hash)
-        ).one_or_none()
-    return None if row is None else Caller(org=row[0], role=row[1])
-
-
 @dataclass(frozen=True, slots=True)
 class _Ctx:
     """Per-request page context."""
@@ -186,7 +176,7 @@ def _ctx(request: Request) -> _Ctx:
     lang = i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
     cookie = request.cookies.get(SESSION_COOKIE)
     token_hash = _read_session(c, cookie)
-    caller = _caller_for_hash(c.engine, token_hash) if token_hash else None
+    caller = caller_for_token_hash(c.engine, token_hash) if token_hash else None
     return _Ctx(c, lang, caller, _csrf_for(c, cookie) if caller and cookie else "", request)
 
 
@@ -266,7 +256,9 @@ async def login(request: Request) -> Response:
         )  # fmt: skip
     token = form.get("token", "").strip()
     token_hash = hash_token(token)
-    caller = await run_in_threadpool(_caller_for_hash, ctx.c.engine, token_hash) if token else None
+    caller = (
+        await run_in_threadpool(caller_for_token_hash, ctx.c.engine, token_hash) if token else None
+    )
     if caller is None:
         return ctx.page(
             "dash_login.html", "login", status_code=401, next=_safe_next(form.get("next")),
@@ -464,7 +456,10 @@ def recall_form(
         g = gtin.strip().zfill(14) if gtin.strip().isdigit() else gtin.strip()
         r["gtin"] = g
         r["command"] = _recall_command(g, lot.strip(), (reason or "").strip())
-        r["affected"] = len(_lot_packs(ctx.c, g, lot.strip()))
+        try:
+            r["affected"] = len(item_service.lot_packs(ctx.c, ctx.caller, g, lot))
+        except PermissionDenied:
+            r["affected"] = None  # not theirs to recall: submit_recall will say so
     return ctx.page("dash_recall.html", "recall", r=r)
 
 
@@ -513,14 +508,15 @@ def lot_page(request: Request, gtin: str = "", lot: str = "") -> Response:
     ctx = _ctx(request)
     if ctx.caller is None:
         return _login_redirect(ctx)
-    if not ctx.caller.is_regulator and not _owns_gtin(ctx, gtin):
-        return _forbidden(ctx)
     g = gtin.strip().zfill(14) if gtin.strip().isdigit() else gtin.strip()
     c = ctx.c
+    try:
+        packs = item_service.lot_packs(c, ctx.caller, g, lot)
+    except PermissionDenied:
+        return _forbidden(ctx)
     with c.engine.connect() as conn:
         reg = load_registry(conn)
         product = _product_name(conn, g)
-    packs = _lot_packs(c, g, lot.strip())
     pack_rows = [
         {
             "code": p.code,
@@ -596,7 +592,44 @@ def item_page(request: Request, code: str = "") -> Response:
         "events": events,
     }
     timeline = svg.journey_timeline(points, title=i18n.t(ctx.lang, "timeline"))
-    return ctx.page("dash_item.html", "item_view", item=item, timeline=timeline)
+    bundle_href = "/dashboard/item/bundle?" + urlencode({"code": view.code})
+    return ctx.page(
+        "dash_item.html", "item_view", item=item, timeline=timeline, bundle_href=bundle_href
+    )
+
+
+@router.get("/item/bundle")
+def item_bundle(request: Request, code: str = "") -> Response:
+    """The item's offline proof bundle, for the signed-in party (``/v1/items/{code}/bundle``).
+
+    The API route takes a bearer token, which the browser never holds: this route serves the
+    same service call with the session's caller, so the same access rule applies (parties to
+    the journey and regulators; others get 403).
+    """
+    from api.routers.bundle import BUNDLE_MEDIA_TYPE
+    from api.services import bundle as bundle_service
+
+    ctx = _ctx(request)
+    if ctx.caller is None:
+        return _login_redirect(ctx)
+    try:
+        b = bundle_service.item_bundle(ctx.c, ctx.caller, code)
+    except (ServiceError, LedgerError) as exc:
+        status = exc.status if isinstance(exc, ServiceError) else 400
+        return ctx.page(
+            "dash_base.html", "item_view", status_code=status,
+            flash=exc.message, flash_tone="bad",
+        )  # fmt: skip
+    return Response(
+        b.data,
+        media_type=BUNDLE_MEDIA_TYPE,
+        headers={
+            "Content-Disposition": 'attachment; filename="yima-bundle.json"',
+            "Cache-Control": "no-store",
+            "Yima-Checkpoint-Size": str(b.size),
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.get("/log")
@@ -636,43 +669,26 @@ def org_page(request: Request, org_id: str) -> Response:
         "province": s.locations[0].province if s.locations else None,
         "city": s.locations[0].city if s.locations else None,
     }
+    stock = [
+        {
+            "location": _place(reg, r.location) or "",
+            "product": r.product_name or r.gtin or "",
+            "gtin": r.gtin,
+            "lot": r.lot,
+            "status": r.status,
+            "count": r.count,
+        }
+        for r in item_service.org_stock(c, ctx.caller, org_id)
+    ]
     return ctx.page(
         "dash_org.html", "org_page",
-        org=org, stock=_stock(c, org_id, reg), alerts=_alert_views(c, list(reversed(rows)), reg),
+        org=org, stock=stock, alerts=_alert_views(c, list(reversed(rows)), reg),
         log=_log_view(c),
     )  # fmt: skip
 
 
-# --------------------------------------------------------------------------- read adapters
-# Grouped reads the service layer has no function for (yet). Read-only projections of the
-# items table; no rule is evaluated here.
-
-
-@dataclass(frozen=True, slots=True)
-class _Pack:
-    code: str
-    status: str
-    custodian: str | None
-    location: str | None
-    recalled: bool
-    quarantined: bool
-    expiry: str | None
-
-
-def _lot_packs(c: Container, gtin: str, lot: str) -> list[_Pack]:
-    i = tbl.items.c
-    with c.engine.connect() as conn:
-        rows = conn.execute(
-            select(i.code, i.status, i.custodian, i.location, i.recalled, i.quarantined, i.expiry)
-            .where(i.product_gtin == gtin, i.lot == lot)
-            .order_by(i.code)
-        ).all()
-    return [
-        _Pack(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6].isoformat() if r[6] else None)
-        for r in rows
-        # Lot-level (LGTIN) rows describe the lot itself, not a pack.
-        if "/21/" in r[0] or r[0].startswith("urn:yima:nmpa:")
-    ]
+# --------------------------------------------------------------------------- read helpers
+# Overview listings and names for display; access-controlled reads live in the services.
 
 
 def _lots(c: Container, limit: int = 50) -> list[dict[str, Any]]:
@@ -693,40 +709,6 @@ def _product_name(conn: Any, gtin: str) -> str | None:
     p = tbl.products.c
     row = conn.execute(select(p.name).where(p.gtin == gtin)).one_or_none()
     return None if row is None else str(row[0])
-
-
-def _owns_gtin(ctx: _Ctx, gtin: str) -> bool:
-    if ctx.caller is None:
-        return False
-    g = gtin.strip().zfill(14)
-    p = tbl.products.c
-    with ctx.c.engine.connect() as conn:
-        owner = conn.execute(select(p.owner).where(p.gtin == g)).scalar_one_or_none()
-    return owner == ctx.caller.org
-
-
-def _stock(c: Container, org_id: str, reg: Registry) -> list[dict[str, Any]]:
-    i = tbl.items.c
-    with c.engine.connect() as conn:
-        rows = conn.execute(
-            select(i.location, i.product_gtin, i.lot, i.status, func.count())
-            .where(i.custodian == org_id, i.status.in_((lc.STATUS_ACTIVE, lc.STATUS_RETURNED,
-                                                         lc.STATUS_IN_TRANSIT)))
-            .group_by(i.location, i.product_gtin, i.lot, i.status)
-            .order_by(i.location, i.product_gtin, i.lot)
-        ).all()  # fmt: skip
-        names = {r[1]: _product_name(conn, r[1]) for r in rows if r[1]}
-    return [
-        {
-            "location": _place(reg, r[0]) or "",
-            "product": names.get(r[1]) or r[1] or "",
-            "gtin": r[1],
-            "lot": r[2],
-            "status": r[3],
-            "count": r[4],
-        }
-        for r in rows
-    ]
 
 
 def _org_name(reg: Registry, org: str | None) -> str | None:

@@ -83,6 +83,12 @@ _STRINGS: Final[Mapping[str, Mapping[Lang, str]]] = {
         "en": "This code was checked in several cities and may have been copied. "
         "Report it to the pharmacy or the regulator.",
     },
+    "v_on_hold": {"zh": "暂停使用", "en": "On hold"},
+    "v_on_hold_detail": {
+        "zh": "此药品已被暂停流通，正在核查。请勿使用，请咨询药店。",
+        "en": "This pack has been put on hold while it is checked. Do not use it; "
+        "ask the pharmacy.",
+    },
     "v_not_usable": {"zh": "请勿使用", "en": "Do not use"},
     "v_not_usable_detail": {
         "zh": "此码已注销或销毁。请勿使用，并向药店或药监部门举报。",
@@ -111,6 +117,7 @@ _STRINGS: Final[Mapping[str, Mapping[Lang, str]]] = {
     "processing": {"zh": "炮制", "en": "Processing"},
     "herb": {"zh": "药材", "en": "Herb"},
     "harvest_date": {"zh": "采收日期", "en": "Harvested"},
+    "herb_lot": {"zh": "药材批号", "en": "Herb lot"},
     "tcm": {"zh": "中药饮片信息", "en": "Decoction pieces"},
     "journey": {"zh": "流通记录", "en": "Journey"},
     "journey_empty": {"zh": "暂无流通记录。", "en": "No journey on record yet."},
@@ -127,6 +134,19 @@ _STRINGS: Final[Mapping[str, Mapping[Lang, str]]] = {
     "witnesses_none": {"zh": "尚无见证方联署", "en": "No witness cosignature yet"},
     "anchor": {"zh": "区块链锚定：{status}", "en": "Chain anchor: {status}"},
     "anchor_none": {"zh": "尚未锚定", "en": "not anchored yet"},
+    "anchor_at": {
+        "zh": "账本前 {size} 条已锚定于{chain}（区块 {block}）",
+        "en": "the first {size} entries are anchored on {chain} (block {block})",
+    },
+    "anchor_simulated": {"zh": "模拟链（仅演示，不作证明）", "en": "a simulated chain (demo only)"},
+    "anchor_chain": {"zh": "链 {chain_id}", "en": "chain {chain_id}"},
+    "bundle_note": {
+        "zh": "完整证明文件（账本条目与包含证明）供此药品流通环节中的企业及药监部门登录后下载；"
+        "公开检查点见 /v1/log/checkpoint。",
+        "en": "The full proof bundle (log entries with inclusion proofs) can be downloaded by "
+        "the companies in this pack's journey and by regulators once signed in; the public "
+        "checkpoint is at /v1/log/checkpoint.",
+    },
     "download_proof": {"zh": "下载证明文件", "en": "Download the proof bundle"},
     "privacy_note": {
         "zh": "为保护商业信息，此处只显示城市与环节，不显示企业名称、价格或单据。",
@@ -139,6 +159,11 @@ _STRINGS: Final[Mapping[str, Mapping[Lang, str]]] = {
         "en": "The code is not well formed. Check it and type it again, or scan it again.",
     },
     "not_found_title": {"zh": "页面不存在", "en": "Page not found"},
+    "rate_limited_title": {"zh": "查询过于频繁", "en": "Too many checks"},
+    "rate_limited_detail": {
+        "zh": "请稍候 {seconds} 秒再试。",
+        "en": "Please wait {seconds} seconds and try again.",
+    },
     "not_a_pack_title": {"zh": "这不是单盒药品的码", "en": "Not the code of a pack"},
     "not_a_pack_detail": {
         "zh": "此码只标识药品种类或批次。请扫描药盒上带序列号的追溯码。",

@@ -9,13 +9,16 @@ Routes (docs/spec/12-pages.md §12.2):
 
 Each answers HTML to browsers, the verify JSON (the ``POST /v1/verify`` body) to
 ``Accept: application/json``, and a GS1 linkset (RFC 9264) to ``?linkType=all`` or
-``Accept: application/linkset+json``. The verdict comes from
-:func:`api.services.verify.verify_code`; this module only chooses words, colour and layout.
+``Accept: application/linkset+json``. The verdict, the reason of a ``suspect`` verdict and the
+TCM origin/processing all come from :func:`api.services.verify.verify_code`; this module only
+chooses words, colour and layout. Page views are rate-limited in their own bucket (``page``),
+apart from ``POST /v1/verify`` (docs/spec/12-pages.md §12.2 step 4).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -23,14 +26,12 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy import select
+from starlette.routing import NoMatchFound
 
 from api import web
 from api.container import Container
-from api.errors import NotFound, RateLimited
+from api.errors import RateLimited
 from api.services import verify as verify_service
-from api.services.items import history_entries, load_item
-from api.store import tables as tbl
 from api.web import i18n
 from api.web.i18n import Lang
 from ledger import lifecycle as lc
@@ -49,16 +50,17 @@ Tone = Literal["ok", "bad", "warn"]
 _QUIET_STEPS: Final = frozenset(
     {lc.STEP_PACK, lc.STEP_UNPACK, lc.STEP_SENSOR, lc.STEP_OBSERVE, lc.STEP_RETRACT}
 )
-_DISPENSER_ROLES: Final = frozenset({"pharmacy", "hospital", "vaccination_site"})
-_TCM_CATEGORIES: Final = frozenset({"tcm_pieces", "herb"})
-# ILMD members the demo world and scanner write for TCM lots (yima: extension namespace).
-_TCM_FIELDS: Final = (
-    ("yima:origin", "origin"),
-    ("yima:processingMethod", "processing"),
-    ("yima:gapBase", "gap_base"),
-    ("yima:harvestDate", "harvest_date"),
-)
+# Page verdict for each reason the verify service gives for ``suspect`` (spec §12.3 table).
+_SUSPECT_VERDICT: Final[Mapping[str | None, str]] = {
+    "suspected_clone": "suspected_clone",
+    "cold_chain": "cold_chain",
+    "quarantined": "on_hold",
+    "destroyed": "not_usable",
+    "decommissioned": "not_usable",
+}
 _LINKSET_TYPE: Final = "application/linkset+json"
+_ANCHOR_TTL_S: Final = 10.0
+_BUNDLE_ROUTE: Final = "get_bundle"
 _GS1_VOC: Final = "https://gs1.org/voc/"
 
 
@@ -94,9 +96,10 @@ class ConsumerView:
         expiry: Expiry date.
         journey: Public stops, oldest first.
         checkpoint_size: Size of the checkpoint the answer was read at.
-        witnesses: Witness cosignatures on that checkpoint.
+        witnesses: Witness cosignatures on that checkpoint (None: the log has no witnesses).
         anchor: Chain anchor status text, or None when the log is not anchored.
-        bundle_href: Link to download the proof bundle, or None when the service has none.
+        bundle_note: Say how the proof bundle is obtained (the service offers bundles to the
+            parties of the journey and regulators, so the public page links none).
     """
 
     code: str
@@ -113,7 +116,7 @@ class ConsumerView:
     checkpoint_size: int | None = None
     witnesses: int | None = None
     anchor: str | None = None
-    bundle_href: str | None = None
+    bundle_note: bool = False
 
 
 def _display_code(ident: Identifier | None, raw: str) -> str:
@@ -164,9 +167,7 @@ def _stops(lang: Lang, journey: Sequence[verify_service.JourneyStep]) -> tuple[J
     return tuple(out)
 
 
-def _verdict_words(
-    lang: Lang, r: verify_service.VerifyResult, detail_code: str | None
-) -> tuple[str, Tone, str, str]:
+def _verdict_words(lang: Lang, r: verify_service.VerifyResult) -> tuple[str, Tone, str, str]:
     """(verdict id, tone, headline, detail) for a verify result — wording only."""
     first = r.first_dispensed or {}
     when = first.get("date") or i18n.t(lang, "unknown_date")
@@ -195,8 +196,8 @@ def _verdict_words(
         )
     if v in ("recalled", "unknown_code"):
         return v, "bad", i18n.t(lang, f"v_{v}"), i18n.t(lang, f"v_{v}_detail")
-    # "suspect" folds several findings together; say which one in plain words.
-    sub = detail_code or "not_usable"
+    # "suspect" folds several findings together; the service's reason says which.
+    sub = _SUSPECT_VERDICT.get(r.reason, "not_usable")
     return sub, "bad", i18n.t(lang, f"v_{sub}"), i18n.t(lang, f"v_{sub}_detail")
 
 
@@ -206,11 +207,9 @@ def consumer_view(
     *,
     ident: Identifier | None,
     raw: str,
-    suspect_reason: str | None = None,
-    tcm: Mapping[str, str] | None = None,
     witnesses: int | None = None,
     anchor: str | None = None,
-    bundle_href: str | None = None,
+    bundle_note: bool = False,
 ) -> ConsumerView:
     """Turn a verify result into the words and colours of the consumer page.
 
@@ -219,25 +218,23 @@ def consumer_view(
         r: The verify service's answer (the verdict is taken as given).
         ident: The parsed code, or None when it could not be read.
         raw: The code as requested (shown when it cannot be parsed).
-        suspect_reason: For a ``suspect`` verdict: ``suspected_clone``, ``cold_chain`` or
-            ``not_usable``.
-        tcm: Herb origin and processing of decoction pieces (see :func:`_tcm_facts`).
         witnesses: Cosignatures on the checkpoint the answer was read at, or None when the
             log has no witnesses configured (the line is then left out).
         anchor: Anchor status text, if the log is anchored.
-        bundle_href: Proof bundle link, if the service offers one.
+        bundle_note: The service offers proof bundles (to authenticated parties).
 
     Returns:
         The view.
     """
-    code, tone, headline, detail = _verdict_words(lang, r, suspect_reason)
+    code, tone, headline, detail = _verdict_words(lang, r)
     known = r.verdict != "unknown_code"
     if known and isinstance(ident, Sscc) and code == "genuine":
         detail = i18n.t(lang, "v_logistic_unit_detail")
+    facts = r.tcm.to_dict() if r.tcm else {}
     tcm_rows = tuple(
-        (i18n.t(lang, key), tcm[key])
-        for key in ("origin", "processing", "harvest_date")
-        if tcm and tcm.get(key)
+        (i18n.t(lang, key), value)
+        for key in ("origin", "processing", "harvest_date", "herb_lot")
+        if (value := facts.get(key))
     )
     return ConsumerView(
         code=code,
@@ -253,8 +250,8 @@ def consumer_view(
         journey=_stops(lang, r.journey),
         checkpoint_size=r.size if r.checkpoint else None,
         witnesses=witnesses,
-        anchor=anchor,
-        bundle_href=bundle_href if known else None,
+        anchor=anchor if known else None,
+        bundle_note=bundle_note and known,
     )
 
 
@@ -266,69 +263,53 @@ def _container(request: Request) -> Container:
     return container
 
 
-def _suspect_reason(c: Container, r: verify_service.VerifyResult, code: str) -> str:
-    """Which finding made the verify service answer ``suspect``.
+def _witness_count(c: Container, size: int) -> int | None:
+    """Cosignatures on the checkpoint of ``size``; None when the log has no witnesses."""
+    if not c.witness_vkeys():
+        return None
+    return len(c.store.cosignatures(size)) if size > 0 else 0
 
-    Thin adapter: :class:`~api.services.verify.VerifyResult` folds a clone signal, a
-    quarantine and a destroyed code into one verdict; the page needs to say which. Only runs
-    for ``suspect`` answers, so the common path pays nothing.
+
+def _anchor_text(c: Container, lang: Lang, size: int) -> str | None:
+    """The newest confirmed chain anchor covering at most ``size`` entries, in words.
+
+    None (the line is left out) when the log was never anchored; "not anchored yet" when
+    anchoring is configured but nothing is confirmed at or below this size. The lookup is
+    cached per log size for :data:`_ANCHOR_TTL_S` seconds: an anchor is confirmed minutes
+    after its checkpoint, and the query would otherwise cost as much as the verdict itself.
     """
-    if lc.ALERT_SUSPECTED_CLONE in r.alerts:
-        return "suspected_clone"
-    try:
-        with c.engine.connect() as conn:
-            state = load_item(conn, code).state
-    except (NotFound, CodeError):
-        return "not_usable"
-    if state.quarantined:
-        # R8 is the only rule that quarantines on its own; a manual hold reads the same to a
-        # consumer ("do not use"), and a sensor report in the journey confirms the cold chain.
-        return "cold_chain"
-    return "not_usable"
+    from api.services.anchoring import latest_anchor
 
-
-def _tcm_facts(c: Container, code: str) -> dict[str, str]:
-    """Herb origin (产地) and processing (炮制) of a decoction-piece pack, from its lot's ILMD.
-
-    Thin adapter: the verify result carries public master data but not lot-level ILMD. The
-    commissioning and transformation events of the pack, its lot and its input herb lot hold
-    ``yima:origin``/``yima:processingMethod``; the first value found, newest event first, wins.
-    """
-    facts: dict[str, str] = {}
-    with c.engine.connect() as conn:
-        view = load_item(conn, code)
-        entries = history_entries(conn, view)
-    for entry in reversed(entries):
-        ilmd = entry.event.get("ilmd")
-        if not isinstance(ilmd, Mapping):
-            continue
-        for member, key in _TCM_FIELDS:
-            value = ilmd.get(member)
-            if isinstance(value, str) and value and key not in facts:
-                facts[key] = value
-    return facts
-
-
-def _witness_count(c: Container, size: int) -> int:
     if size <= 0:
-        return 0
-    cs = tbl.cosignatures.c
-    with c.engine.connect() as conn:
-        return len(conn.execute(select(cs.witness).where(cs.size == size)).all())
+        return None
+    key = ("anchor", int(time.monotonic() // _ANCHOR_TTL_S))
+    row = c.registry_cache.get(size, key, lambda: latest_anchor(c, max_size=size))
+    if row is None:
+        s = c.settings
+        configured = s.anchor_cadence_s is not None or s.anchor_simulated
+        return i18n.t(lang, "anchor_none") if configured else None
+    chain = (
+        i18n.t(lang, "anchor_simulated")
+        if row.simulated
+        else i18n.t(lang, "anchor_chain", chain_id=row.chain_id)
+    )
+    return i18n.t(lang, "anchor_at", size=row.size, chain=chain, block=row.block)
 
 
 def _bundle_href(request: Request, code: str) -> str | None:
-    """The proof-bundle download link, if the service mounts a bundle route for items.
+    """The proof-bundle URL of an item, if the service mounts the bundle route for items.
 
-    Looked up among the app's routes so the page links to whatever path the bundle endpoint
-    has (and shows no dead link while it has none).
+    Found by the route's name (``get_bundle`` of :mod:`api.routers.bundle`), so the linkset
+    names whatever path the endpoint has, and no dead link while it has none. The route needs
+    a bearer token of a party to the journey (or a regulator): apps use it; the public page
+    only says so.
     """
-    for route in request.app.routes:
-        path = getattr(route, "path", "")
-        if path.endswith("/bundle") and "{code" in path:
-            name = path.split("{code", 1)[0]
-            return name + quote(code, safe="") + "/bundle"
-    return None
+    placeholder = "__yima_code__"
+    try:
+        path = request.app.url_path_for(_BUNDLE_ROUTE, code=placeholder)
+    except NoMatchFound:
+        return None
+    return str(path).replace(placeholder, quote(code, safe=""))
 
 
 # --------------------------------------------------------------------------- negotiation
@@ -354,28 +335,6 @@ def _switch_href(request: Request, lang: Lang) -> str:
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
     params.append(("lang", "zh" if lang == "en" else "en"))
     return request.url.path + "?" + urlencode(params)
-
-
-def _verify_json(r: verify_service.VerifyResult) -> dict[str, Any]:
-    """The ``POST /v1/verify`` body (var/CONTRACTS.md) for a verify result."""
-    first = r.first_dispensed
-    return {
-        "verdict": r.verdict,
-        "verdict_text": verify_service.VERDICT_TEXT[r.verdict],
-        "dispense_count": r.dispense_count,
-        "first_dispensed": first,
-        "product": r.product,
-        "lot": r.lot,
-        "expiry": r.expiry,
-        "journey": [
-            {"date": s.date, "city": s.city, "province": s.province, "role": s.role, "step": s.step}
-            for s in r.journey
-        ],
-        "evidence": [{"event_id": s.event_id, "index": s.index} for s in r.journey],
-        "checkpoint": r.checkpoint,
-        "size": r.size,
-        "alerts": list(r.alerts),
-    }
 
 
 def _linkset(request: Request, ident: Identifier, known: bool) -> dict[str, Any]:
@@ -412,7 +371,11 @@ def _linkset(request: Request, ident: Identifier, known: bool) -> dict[str, Any]
         bundle = _bundle_href(request, ident.canonical)
         if bundle:
             entry[_GS1_VOC + "certificationInfo"] = [
-                link(base + bundle, "Offline proof bundle", "application/json")
+                link(
+                    base + bundle,
+                    "Offline proof bundle (bearer token of a party to the journey, or a regulator)",
+                    "application/vnd.yima.bundle.v1+json",
+                )
             ]
     return {"linkset": [entry]}
 
@@ -456,6 +419,36 @@ def _error_page(
     )
 
 
+def _rate_limited(request: Request, lang: Lang, raw: str, retry_after: int) -> Response:
+    """429: a friendly page for browsers, problem+json for apps; ``Retry-After`` on both."""
+    headers = {"Retry-After": str(retry_after), "Cache-Control": "no-store"}
+    detail = i18n.t(lang, "rate_limited_detail", seconds=retry_after)
+    if _wants(request) != "html":
+        return JSONResponse(
+            {
+                "type": "https://yima.example/problems/rate-limited",
+                "title": "Too many requests",
+                "status": 429,
+                "detail": i18n.t("en", "rate_limited_detail", seconds=retry_after),
+            },
+            status_code=429,
+            headers=headers,
+            media_type="application/problem+json",
+        )
+    return web.html_page(
+        "error.html",
+        lang,
+        status_code=429,
+        headers=headers,
+        title=i18n.t(lang, "rate_limited_title"),
+        detail=detail,
+        reason="",
+        slug="rate-limited",
+        code=raw,
+        switch_href=_switch_href(request, lang),
+    )
+
+
 def _resolve(request: Request, raw: str) -> Response:
     """Parse, verify and answer one scanned code in the form the client asked for."""
     lang = _lang(request)
@@ -470,14 +463,10 @@ def _resolve(request: Request, raw: str) -> Response:
     want = _wants(request)
     client = request.client.host if request.client else "unknown"
     try:
-        result = verify_service.verify_code(c, client, raw, None)
+        # Own bucket: a consumer reloading the page never spends an app's API budget.
+        result = verify_service.verify_code(c, client, raw, None, bucket="page")
     except RateLimited as exc:
-        return JSONResponse(
-            {"title": "Too many requests", "status": 429, "detail": exc.message},
-            status_code=429,
-            headers={"Retry-After": str(exc.extra.get("retry_after", 60))},
-            media_type="application/problem+json",
-        )
+        return _rate_limited(request, lang, raw, int(exc.extra.get("retry_after", 60)))
     known = result.verdict != "unknown_code"
     if want == "linkset":
         if not known:
@@ -486,20 +475,17 @@ def _resolve(request: Request, raw: str) -> Response:
             _linkset(request, ident, known), media_type=_LINKSET_TYPE, headers={"Vary": "Accept"}
         )
     if want == "json":
-        return JSONResponse(_verify_json(result), headers={"Vary": "Accept, Accept-Language"})
-    reason = _suspect_reason(c, result, raw) if result.verdict == "suspect" else None
-    tcm: dict[str, str] | None = None
-    if result.product and result.product.get("category") in _TCM_CATEGORIES:
-        tcm = _tcm_facts(c, raw)
+        return JSONResponse(
+            verify_service.public_body(result), headers={"Vary": "Accept, Accept-Language"}
+        )
     view = consumer_view(
         lang,
         result,
         ident=ident,
         raw=raw,
-        suspect_reason=reason,
-        tcm=tcm,
-        witnesses=_witness_count(c, result.size) if known and c.witnesses else None,
-        bundle_href=_bundle_href(request, ident.canonical),
+        witnesses=_witness_count(c, result.size) if known else None,
+        anchor=_anchor_text(c, lang, result.size) if known else None,
+        bundle_note=known and _bundle_href(request, ident.canonical) is not None,
     )
     return web.html_page(
         "consumer.html",

@@ -9,6 +9,7 @@ from api_world import (
     ORGS,
     PH1,
     World,
+    _base,
     commission,
     dispense,
     recall_lot,
@@ -56,6 +57,8 @@ def test_genuine_with_public_journey_only(world: World) -> None:
     ]
     assert all(set(j) == {"date", "city", "province", "role", "step"} for j in body["journey"])
     assert len(body["evidence"]) == 5
+    # Additive members: no reason unless suspect, no TCM facts for a drug.
+    assert body["reason"] is None and body["tcm"] is None
     # Trading partners stay anonymous: no org ids or names of the supply chain.
     text = str(body)
     for org_id in ("dc", "ph1"):
@@ -106,10 +109,12 @@ def test_suspect_after_impossible_travel(world: World) -> None:
     world.clock.advance(minutes=10)
     body = _verify(world, code, "北京")
     assert body["verdict"] == "suspect"
+    assert body["reason"] == "suspected_clone"
     assert body["alerts"] == ["suspected_clone"]
     # The clone alert stays on record: later scans keep saying suspect.
     world.clock.advance(days=1)
-    assert _verify(world, code)["verdict"] == "suspect"
+    later = _verify(world, code)
+    assert later["verdict"] == "suspect" and later["reason"] == "suspected_clone"
     # The owner sees the consumer-scan alert about its product; the pharmacy does not.
     own = world.client.get("/v1/alerts", headers=world.auth("huaxin")).json()["alerts"]
     assert [a["kind"] for a in own] == ["suspected_clone"]
@@ -135,3 +140,34 @@ def test_rate_limit(world: World) -> None:
     assert int(r.headers["retry-after"]) >= 1
     world.clock.advance(seconds=10)
     assert world.client.post("/v1/verify", json={"code": sgtin(1)}).status_code == 200
+
+
+def _sensor(codes: list[str], celsius: float, *, site: str, time: str) -> dict:
+    return _base(
+        "ObjectEvent",
+        time,
+        site,
+        epcList=codes,
+        action="OBSERVE",
+        bizStep="sensor_reporting",
+        sensorElementList=[
+            {"sensorReport": [{"type": "Temperature", "value": celsius, "uom": "CEL"}]}
+        ],
+    )
+
+
+def test_suspect_reasons_cold_chain_and_destroyed(world: World) -> None:
+    hot, gone = sgtin(1), sgtin(2)
+    world.capture("huaxin", [commission([hot, gone])])
+    receipt = world.capture("huaxin", [_sensor([hot], 45.0, site=FACTORY, time=t(2))])
+    assert receipt["results"][0]["alerts"][0]["kind"] == "cold_chain_excursion"
+    body = _verify(world, hot)
+    assert body["verdict"] == "suspect" and body["reason"] == "cold_chain"
+    destroy = _base(
+        "ObjectEvent", t(2), FACTORY, epcList=[gone], action="OBSERVE",
+        bizStep="destroying", disposition="destroyed",
+    )  # fmt: skip
+    world.capture("huaxin", [destroy])
+    body = _verify(world, gone)
+    assert body["verdict"] == "suspect" and body["reason"] == "destroyed"
+    assert _verify(world, sgtin(404))["reason"] is None

@@ -2,7 +2,8 @@
 
 pytest seeds a small world on a temporary SQLite database, starts a real ``uvicorn`` on
 127.0.0.1 (random free port) over it, and runs ``tests/browser/pages.mjs``, which opens the
-consumer page for a genuine, a recalled, a twice-dispensed and an unknown code in zh and en,
+consumer page for a genuine, a recalled, a twice-dispensed, an unknown, a cold-chain-breached
+and a decoction-piece (TCM) code in zh and en,
 exercises the dashboard (login, alerts, recall form), runs axe-core on each page and saves
 screenshots under ``test-artifacts/browser/``. The script reports; the assertions are here.
 
@@ -25,9 +26,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from web_seed import LOG_SEED, SeededWorld, make_settings, recall_capture, seed
+from web_seed import LOG_SEED, SeededWorld, make_settings, recall_capture, seed, sensor_capture
 
 from api.app import create_app
+from api.auth import Caller
+from api.services.items import lot_packs
 from fixtures import world
 from ledger.note import Signer
 from ledger.signing import PrivateKey
@@ -69,15 +72,35 @@ def _path(code: str) -> str:
     return "/" + code.split("://", 1)[1].split("/", 1)[1]
 
 
+def _breach_cold_chain(client: TestClient, seeded: SeededWorld) -> str:
+    """Report 15 °C on the vaccine dose no other case uses; return its code (cold chain)."""
+    c = client.app.state.container  # type: ignore[attr-defined]
+    r = seeded.result
+    lot = client.get(_path(r.vaccine_in_stock), headers={"Accept": "application/json"})
+    regulator = Caller(org=world.JS_MPA.id, role="regulator")
+    packs = lot_packs(c, regulator, world.HEPB_VACCINE.gtin, lot.json()["lot"])
+    dose = next(p.code for p in packs if p.code not in (r.vaccine_in_stock, r.vaccine_administered))
+    site = world.TAOYUAN
+    resp = client.post(
+        "/v1/captures",
+        json=sensor_capture(c, site, [dose], 15.0),
+        headers={"Authorization": f"Bearer {seeded.tokens[site.id]}"},
+    )
+    assert resp.status_code == 200, resp.text
+    return dose
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SeededWorld]]:
-    """A real uvicorn on a seeded temporary database; yields (base URL, seeded world)."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SeededWorld, str]]:
+    """A real uvicorn on a seeded temporary database; yields (base URL, seeded world, the
+    code of a dose whose cold chain was breached)."""
     _require_browser()
     data_dir = tmp_path_factory.mktemp("browser")
     settings = make_settings(data_dir)
     app = create_app(settings, log_signer=Signer(settings.origin, PrivateKey.from_seed(LOG_SEED)))
     with TestClient(app) as client:
         seeded = seed(client, app.state.container)
+        cold = _breach_cold_chain(client, seeded)
     port = _free_port()
     env = dict(os.environ)
     env.update(
@@ -107,7 +130,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seed
                     "uvicorn did not start: " + (data_dir / "uvicorn.log").read_text()[-2000:]
                 )
             time.sleep(0.1)
-        yield base, seeded
+        yield base, seeded, cold
     finally:
         proc.terminate()
         try:
@@ -118,9 +141,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seed
 
 
 @pytest.fixture(scope="module")
-def report(server: tuple[str, SeededWorld], tmp_path_factory: pytest.TempPathFactory) -> dict:
+def report(server: tuple[str, SeededWorld, str], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Run the browser script once; every test below asserts a part of its report."""
-    base, seeded = server
+    base, seeded, cold = server
     r = seeded.result
     lot = httpx.get(
         base + _path(r.vaccine_in_stock), headers={"Accept": "application/json"}
@@ -136,6 +159,8 @@ def report(server: tuple[str, SeededWorld], tmp_path_factory: pytest.TempPathFac
             {"name": "recalled", "path": _path(r.recalled)},
             {"name": "twice-dispensed", "path": _path(r.twice_dispensed)},
             {"name": "unknown", "path": _path(r.unknown)},
+            {"name": "cold-chain", "path": _path(cold)},
+            {"name": "tcm", "path": _path(r.tcm_pack)},
         ],
         "recall": {
             "gtin": world.HEPB_VACCINE.gtin,
@@ -172,6 +197,10 @@ EXPECT = {
     ("twice-dispensed", "en"): ("already_dispensed", "Already sold 2 times"),
     ("unknown", "zh"): ("unknown_code", "查无此码"),
     ("unknown", "en"): ("unknown_code", "Unknown code"),
+    ("cold-chain", "zh"): ("cold_chain", "冷链异常"),
+    ("cold-chain", "en"): ("cold_chain", "Cold-chain breach"),
+    ("tcm", "zh"): ("genuine", "正品"),
+    ("tcm", "en"): ("genuine", "Genuine"),
 }
 
 

@@ -11,8 +11,12 @@ import re
 from urllib.parse import quote
 
 import pytest
-from web_seed import WebWorld
+from web_seed import WebWorld, sensor_capture
 
+from api.auth import Caller
+from api.container import RateLimiter
+from api.services.items import history_entries, load_item, lot_packs
+from api.services.verify import verify_code
 from fixtures import world
 from ledger.identifiers import parse_code
 
@@ -257,3 +261,101 @@ def test_server_time_budget(web_world: WebWorld) -> None:
     for _ in range(10):
         web_world.client.get(path)
     assert (time.perf_counter() - start) / 10 < 0.2
+
+
+def _third_dose(web_world: WebWorld) -> str:
+    """The vaccine dose no other test uses (the journey leaves it in the site's fridge)."""
+    r = web_world.seeded.result
+    regulator = Caller(org=world.JS_MPA.id, role="regulator")
+    lot = web_world.client.get(web_world.path(r.vaccine_in_stock), headers=JSON).json()["lot"]
+    packs = lot_packs(web_world.container, regulator, world.HEPB_VACCINE.gtin, lot)
+    spare = [p.code for p in packs if p.code not in (r.vaccine_in_stock, r.vaccine_administered)]
+    assert spare, packs
+    return spare[0]
+
+
+def test_cold_chain_breach_is_its_own_verdict(web_world: WebWorld) -> None:
+    dose = _third_dose(web_world)
+    site = world.TAOYUAN
+    wire = sensor_capture(web_world.container, site, [dose], 15.0)  # stored at 2-8 °C
+    token = web_world.seeded.tokens[site.id]
+    r = web_world.client.post(
+        "/v1/captures", json=wire, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0]["alerts"][0]["kind"] == "cold_chain_excursion"
+    body = web_world.client.get(web_world.path(dose), headers=JSON).json()
+    assert body["verdict"] == "suspect" and body["reason"] == "cold_chain"
+    zh = web_world.client.get(web_world.path(dose)).text
+    en = web_world.client.get(web_world.path(dose), headers=EN).text
+    assert _verdict(zh) == "cold_chain" and _h1(zh) == "冷链异常"
+    assert _h1(en) == "Cold-chain breach"
+    assert "verdict--bad" in zh and "温度" in zh
+
+
+def test_verify_json_carries_reason_and_tcm(web_world: WebWorld) -> None:
+    r = web_world.seeded.result
+    genuine = web_world.client.get(web_world.path(r.genuine), headers=JSON).json()
+    assert genuine["reason"] is None and genuine["tcm"] is None
+    tcm = web_world.client.get(web_world.path(r.tcm_pack), headers=JSON).json()
+    assert tcm["tcm"]["origin"].startswith("甘肃")
+    assert tcm["tcm"]["processing"] == "酒炙"
+    assert tcm["tcm"]["harvest_date"] and tcm["tcm"]["herb_lot"]
+    # The same answer from the API endpoint (one shape for apps and the page's JSON).
+    api = web_world.client.post("/v1/verify", json={"code": r.tcm_pack}).json()
+    assert api["tcm"] == tcm["tcm"] and api["reason"] is None
+    html = web_world.client.get(web_world.path(r.tcm_pack)).text
+    assert "采收日期" in html and tcm["tcm"]["harvest_date"] in html and "药材批号" in html
+
+
+def test_journey_reader_matches_item_history(web_world: WebWorld) -> None:
+    """verify's breadth-first journey reader gives the entries of items.history_entries."""
+    r = web_world.seeded.result
+    codes = [r.genuine, r.twice_dispensed, r.recalled, r.vaccine_administered,
+             r.vaccine_in_stock, r.tcm_dispensed, r.tcm_pack, *r.recalled_packs,
+             *r.cases.values()]  # fmt: skip
+    c = web_world.container
+    for code in dict.fromkeys(codes):
+        result = verify_code(c, "differential-test", code, None)
+        with c.engine.connect() as conn:
+            entries = history_entries(conn, load_item(conn, code))
+        expected = [e.index for e in entries if e.outcome == "accepted"]
+        assert [s.index for s in result.journey] == expected, code
+
+
+def test_pages_have_their_own_rate_limit_bucket(web_world: WebWorld) -> None:
+    c = web_world.container
+    saved = c.limiter
+    c.limiter = RateLimiter(3, c.clock)
+    try:
+        path = web_world.path(web_world.seeded.result.genuine)
+        client = web_world.client
+        for _ in range(3):
+            assert client.post("/v1/verify", json={"code": path}).status_code == 200
+        assert client.post("/v1/verify", json={"code": path}).status_code == 429
+        # The API budget is spent; a consumer reloading the page is not locked out.
+        for _ in range(3):
+            assert client.get(path).status_code == 200
+        page = client.get(path)
+        assert page.status_code == 429 and int(page.headers["retry-after"]) >= 1
+        assert page.headers["content-type"].startswith("text/html")
+        assert "查询过于频繁" in page.text
+        j = client.get(path, headers=JSON)
+        assert j.status_code == 429
+        assert j.headers["content-type"].startswith("application/problem+json")
+    finally:
+        c.limiter = saved
+
+
+def test_proof_line_without_witnesses_or_anchors(web_world: WebWorld) -> None:
+    html = web_world.client.get(web_world.path(web_world.seeded.result.genuine)).text
+    assert 'id="proof-line"' in html
+    assert 'id="proof-witnesses"' not in html  # the log has no witnesses configured
+    assert 'id="proof-anchor"' not in html  # never anchored
+    # Bundles need a token of a party to the journey: the public page says how to get one.
+    assert 'id="proof-bundle"' in html and "/v1/items/" not in html
+    linkset = web_world.client.get(
+        web_world.path(web_world.seeded.result.genuine) + "?linkType=all"
+    ).json()["linkset"][0]
+    bundle = linkset["https://gs1.org/voc/certificationInfo"][0]
+    assert bundle["href"].endswith("/bundle") and "token" in bundle["title"]

@@ -34,7 +34,15 @@ from api.statements import (
 from fixtures import journey, world
 from ledger import capture, epcis
 
-__all__ = ["LOG_SEED", "SeededWorld", "WebWorld", "make_settings", "recall_capture", "seed"]
+__all__ = [
+    "LOG_SEED",
+    "SeededWorld",
+    "WebWorld",
+    "make_settings",
+    "recall_capture",
+    "seed",
+    "sensor_capture",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,5 +209,34 @@ def recall_capture(
     signed = capture.build_capture(
         dev.key, producer=dev.producer, seq=seq, prev=prev, events=[event],
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )  # fmt: skip
+    return capture.to_wire(signed)
+
+
+def sensor_capture(
+    c: Container, org: world.Org, codes: list[str], celsius: float
+) -> dict[str, object]:
+    """A signed temperature report on ``codes`` at ``org``'s site, next in its device's chain.
+
+    The device's chain head (seq, previous capture id) is read from the service, so the
+    capture continues whatever the journey already sent. A reading outside the product's
+    storage range makes R8 quarantine the packs (a cold-chain breach).
+    """
+    dev = org.device
+    head = c.store.producer_head(dev.producer)
+    now = datetime.now(UTC)
+    event = epcis.object_event(
+        epcs=codes, action="OBSERVE", biz_step="sensor_reporting", disposition=None,
+        event_time=now.strftime("%Y-%m-%dT%H:%M:%S.000Z"), tz_offset="+00:00",
+        read_point=org.site.uri, biz_location=org.site.uri,
+        sensor_elements=[epcis.sensor_element(
+            [{"type": "Temperature", "value": celsius, "uom": "CEL"}],
+            metadata={"time": now.strftime("%Y-%m-%dT%H:%M:%S.000Z")},
+        )],
+    )  # fmt: skip
+    signed = capture.build_capture(
+        dev.key, producer=dev.producer, seq=0 if head is None else head.seq + 1,
+        prev=None if head is None else head.capture_id, events=[event],
+        created=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )  # fmt: skip
     return capture.to_wire(signed)
