@@ -7,7 +7,9 @@ serialised as RFC 8785 canonical JSON and signed with Ed25519 over
 encoding as captures, under a different payload type, so a capture signature can never be
 replayed as a statement (docs/spec/08-service.md §8.3).
 
-* ``yima.org/v1`` and ``yima.key/v1`` are signed by a regulator key;
+* ``yima.org/v1`` and ``yima.key/v1`` are signed by a regulator key — or, for a device
+  registering its own key with its org's token, ``yima.key/v1`` by the new key itself
+  (``signer == name``, docs/spec/11-scanner.md §11.2);
 * ``yima.key-revoke/v1`` by a regulator key or a key of the org that owns the revoked key;
 * ``yima.product/v1`` by a key of the owning org.
 

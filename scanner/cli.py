@@ -25,7 +25,14 @@ from ledger.errors import CodeError
 from ledger.identifiers import NmpaCode, Sgtin, Sscc, gs1_check_digit, parse_code
 from scanner import workflows as wf
 from scanner.client import ApiError, LedgerClient, Unreachable
-from scanner.keys import DeviceKey, KeyFileError, create_key, key_statement, load_key
+from scanner.keys import (
+    DeviceKey,
+    KeyFileError,
+    create_key,
+    key_statement,
+    load_key,
+    revoke_statement,
+)
 from scanner.queue import CaptureQueue, SyncReport
 from scanner.serials import SerialPolicyError
 
@@ -113,10 +120,15 @@ def _root(
     _state["home"] = Home((home or Path("~/.yima-scan")).expanduser())
 
 
+def _connect(server: str, token: str | None, timeout: float) -> LedgerClient:
+    """The one place the CLI builds an HTTP client (tests swap it for an in-process one)."""
+    return LedgerClient(server, token, timeout=timeout)
+
+
 def _client(home: Home, cfg: dict[str, Any], offline: bool) -> LedgerClient | None:
     if offline or not cfg.get("server"):
         return None
-    return LedgerClient(cfg["server"], home.token(), timeout=float(cfg.get("timeout", 10.0)))
+    return _connect(cfg["server"], home.token(), float(cfg.get("timeout", 10.0)))
 
 
 def _key(home: Home) -> DeviceKey:
@@ -264,6 +276,34 @@ def sync(as_json: bool = typer.Option(False, "--json")) -> None:
         raise typer.Exit(1)
 
 
+@app.command("key-revoke")
+def key_revoke(
+    reason: str = typer.Option(..., "--reason", help="Why (e.g. 'device retired', 'lost')."),
+    key_id: str = typer.Option(
+        None, "--key-id", help="Key ID (8 hex) of another device of this org; default: this one."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Revoke this device's key, or a lost device's key of the same org (signed by this key)."""
+    home = _home()
+    cfg = home.config()
+    key = _key(home)
+    client = _client(home, cfg, False)
+    if client is None:
+        _fail("no server configured (yima-scan init --server URL)")
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = revoke_statement(key, created=created, reason=reason, key_id_hex=key_id)
+    try:
+        with client:
+            receipt = client.revoke_key(body)
+    except (Unreachable, ApiError) as e:
+        _fail(str(e), 1)
+    if as_json:
+        out.print_json(data=receipt)
+    else:
+        out.print(f"key {key_id or key.key_id} revoked at log index {receipt.get('index')}")
+
+
 # ---------------------------------------------------------------------- scanning
 
 
@@ -401,6 +441,81 @@ _SITE = typer.Option(None, "--site", help="Override the site GLN for this sessio
 _FRAMES = typer.Option(None, "--max-frames", help="Frame limit for video/camera.")
 _SECONDS = typer.Option(None, "--seconds", help="Time limit for a camera.")
 _BATCH = typer.Option(500, "--batch", min=1, help="Events per signed capture.")
+_WORKERS = typer.Option(
+    1, "--workers", min=1, help="Processes drawing PNG/SVG label files (e.g. the CPU count)."
+)
+
+
+# ---------------------------------------------------------------------- recall
+
+
+@app.command()
+def recall(
+    gtin: str = typer.Option(..., "--gtin", help="GTIN of the product (8/12/13/14 digits)."),
+    lot: str = typer.Option(..., "--lot", help="The lot (batch) to recall."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the event)."),
+    out_file: Path = typer.Option(
+        None, "--out", help="Write the signed capture JSON here (paste it into the dashboard)."
+    ),
+    send: bool = typer.Option(False, "--send", help="Submit it now to POST /v1/recalls."),
+    site: str = _SITE,
+    as_json: bool = _JSON,
+) -> None:
+    """Sign a lot recall (owner or regulator key) as a capture; write it and/or send it.
+
+    The capture is queued like any other (it takes the device's next seq): without --send, the
+    next `yima-scan sync` submits it — the same receipt if it was pasted into the dashboard.
+    """
+    home = _home()
+    cfg = home.config()
+    key = _key(home)
+    try:
+        site_dl = wf.parse_site(site) if site else cfg.get("site")
+        with CaptureQueue(home.queue_file) as q:
+            qc = wf.recall(
+                key=key, queue=q, gtin=gtin, lot=lot, reason=reason, site=site_dl, now=_now
+            )
+            text = json.dumps(qc.wire, ensure_ascii=False, indent=1)
+            if out_file is not None:
+                out_file.parent.mkdir(parents=True, exist_ok=True)
+                out_file.write_text(text + "\n", encoding="utf-8")
+            report: SyncReport | None = None
+            if send:
+                client = _client(home, cfg, False)
+                if client is None:
+                    _fail("--send needs a server (yima-scan init --server URL)")
+                with client:
+                    report = q.sync(client)
+            sent = q.get(qc.capture_id)
+    except (CodeError, ValueError) as e:
+        _fail(str(e))
+    receipt = sent.receipt if sent is not None else None
+    if as_json:
+        out.print_json(
+            data={
+                "capture_id": qc.capture_id,
+                "seq": qc.seq,
+                "capture": qc.wire,
+                "file": str(out_file) if out_file else None,
+                "receipt": receipt,
+                "sync": _sync_json(report),
+            }
+        )
+    else:
+        if out_file is None and not send:
+            print(text)
+        err.print(f"recall of lot {lot} signed as capture seq {qc.seq} ({qc.capture_id[:16]}…)")
+        if out_file is not None:
+            err.print(f"  written to {out_file}: paste it into the dashboard's recall form")
+        if receipt is not None:
+            results = receipt.get("results") or [{}]
+            out.print(
+                f"[green]recalled[/green]: {receipt.get('affected', '?')} packs marked; "
+                f"status {results[0].get('status')}, log size {receipt.get('size')}"
+            )
+        _print_sync(report, False)
+    if send and (receipt is None or (report is not None and report.rejected)):
+        raise typer.Exit(1)
 
 
 def _make_scan_command(workflow: str, doc: str) -> None:
@@ -663,7 +778,7 @@ def verify(
     if not server:
         _fail("no server configured (yima-scan init --server URL, or $YIMA_SERVER)")
     try:
-        with CaptureQueue(home.queue_file) as q, LedgerClient(server) as client:
+        with CaptureQueue(home.queue_file) as q, _connect(server, None, 10.0) as client:
             res = wf.verify_code(code, client, q, city=city, log_vkey=log_key)
     except (Unreachable, ApiError) as e:
         _fail(str(e))
@@ -718,6 +833,7 @@ def _write_labels(
     size: str,
     grid: str,
     as_json: bool,
+    workers: int = 1,
 ) -> list[str]:
     from rich.progress import Progress
 
@@ -737,6 +853,7 @@ def _write_labels(
                 renderer,
                 formats=sorted(formats & {"png", "svg"}),
                 on_label=lambda _: progress.advance(task),
+                workers=workers,
             )
             files.append(str(out_dir))
         if "pdf" in formats:
@@ -777,6 +894,7 @@ def commission(
     grid: str = typer.Option("4x9", "--grid", help="PDF sheet grid COLSxROWS on A4."),
     per_event: int = typer.Option(100, "--per-event", min=1, help="Codes per event."),
     per_capture: int = typer.Option(20, "--per-capture", min=1, help="Events per capture."),
+    workers: int = _WORKERS,
     offline: bool = _OFFLINE,
     as_json: bool = _JSON,
 ) -> None:
@@ -833,7 +951,7 @@ def commission(
                     dl = c.digital_link(cfg["resolver"]) if isinstance(c, Sgtin) else ""
                     w.writerow([c.canonical, dl, c.hri(), gtin, lot, exp.isoformat()])
             files = _write_labels(
-                labels, out_dir, cfg["resolver"], _formats(formats), size, grid, as_json
+                labels, out_dir, cfg["resolver"], _formats(formats), size, grid, as_json, workers
             )
             client = _client(home, cfg, offline)
             if client is not None:
@@ -880,6 +998,7 @@ def label_item(
     formats: str = typer.Option("png,svg", "--formats"),
     size: str = typer.Option("48x30", "--label-size"),
     grid: str = typer.Option("4x9", "--grid"),
+    workers: int = _WORKERS,
     as_json: bool = _JSON,
 ) -> None:
     """Reprint labels for existing pack codes."""
@@ -902,7 +1021,9 @@ def label_item(
                 _fail(f"{c}: a {ident.kind} is not a pack or logistic unit")
     except (CodeError, ValueError) as e:
         _fail(str(e))
-    files = _write_labels(labels, out_dir, cfg["resolver"], _formats(formats), size, grid, as_json)
+    files = _write_labels(
+        labels, out_dir, cfg["resolver"], _formats(formats), size, grid, as_json, workers
+    )
     if as_json:
         out.print_json(data={"labels": len(labels), "files": files})
     else:

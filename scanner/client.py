@@ -46,6 +46,9 @@ class LedgerClient:
         token: Bearer token of the org (None for public endpoints only).
         timeout: Seconds per request.
         transport: An httpx transport (tests pass :class:`httpx.MockTransport`).
+        http: An existing :class:`httpx.Client` to send through (e.g. FastAPI's
+            ``TestClient``); its ``base_url`` is used and :meth:`close` leaves it open. The
+            token is sent per request, so one client can serve several devices.
     """
 
     def __init__(
@@ -55,17 +58,20 @@ class LedgerClient:
         *,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        http: httpx.Client | None = None,
     ) -> None:
-        headers = {"User-Agent": "yima-scan/0.1", "Accept": "application/json"}
+        self._headers = {"User-Agent": "yima-scan/0.1", "Accept": "application/json"}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._owned = http is None
+        self._http = http or httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
         )
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        """Close the connection pool (unless it was given)."""
+        if self._owned:
+            self._http.close()
 
     def __enter__(self) -> LedgerClient:
         return self
@@ -75,7 +81,7 @@ class LedgerClient:
 
     def _request(self, method: str, url: str, **kw: Any) -> httpx.Response:
         try:
-            resp = self._http.request(method, url, **kw)
+            resp = self._http.request(method, url, headers=self._headers, **kw)
         except httpx.TransportError as e:  # connect, read, timeouts, protocol errors
             raise Unreachable(f"{method} {url}: {type(e).__name__}: {e}") from e
         if resp.status_code in _TRANSIENT:
@@ -104,6 +110,15 @@ class LedgerClient:
     def post_capture(self, wire: Mapping[str, Any]) -> dict[str, Any]:
         """POST /v1/captures: the receipt (same receipt, ``duplicate`` true, on a resend)."""
         return self._json("POST", "/v1/captures", json=dict(wire))
+
+    def post_recall(self, wire: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /v1/recalls: a signed capture of recall events; the capture receipt plus
+        ``affected`` (packs newly marked recalled)."""
+        return self._json("POST", "/v1/recalls", json=dict(wire))
+
+    def revoke_key(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /v1/keys/revoke with a signed key-revoke statement."""
+        return self._json("POST", "/v1/keys/revoke", json=dict(body))
 
     def register_key(self, org: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST /v1/orgs/{org}/keys with a self-signed key statement (SPEC §11.2)."""

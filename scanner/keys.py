@@ -23,15 +23,18 @@ from ledger.signing import PrivateKey, b64decode, b64encode, key_id, pae
 
 __all__ = [
     "KEY_STATEMENT_TYPE",
+    "REVOKE_STATEMENT_TYPE",
     "STATEMENT_PAYLOAD_TYPE",
     "DeviceKey",
     "KeyFileError",
     "create_key",
     "key_statement",
     "load_key",
+    "revoke_statement",
 ]
 
 KEY_STATEMENT_TYPE: Final = "yima.key/v1"
+REVOKE_STATEMENT_TYPE: Final = "yima.key-revoke/v1"
 STATEMENT_PAYLOAD_TYPE: Final = "application/vnd.yima.statement.v1+json"
 _FILE_TYPE: Final = "yima-scan.device-key/v1"
 
@@ -155,9 +158,37 @@ def key_statement(key: DeviceKey, *, created: str) -> dict[str, Any]:
         "org": key.org,
         "name": key.producer,
         "key_id": key.key_id,
-        "alg": "ed25519",
         "public_key": key.public_b64,
-        "vkey": key.vkey,
+        "signer": key.producer,
+        "created": created,
+    }
+    body = canonical_json(statement)
+    sig = key.private.sign(pae(STATEMENT_PAYLOAD_TYPE, body))
+    return {"statement": b64encode(body), "signature": b64encode(sig)}
+
+
+def revoke_statement(
+    key: DeviceKey, *, created: str, reason: str, key_id_hex: str | None = None
+) -> dict[str, Any]:
+    """A key-revoke statement signed by this device's key (CONTRACTS ``yima.key-revoke/v1``).
+
+    A current key of an org may revoke any key of the same org: the device itself when it is
+    retired, or a lost device's key (sent with the org token to ``POST /v1/keys/revoke``).
+
+    Args:
+        key: The signing device key (must still be current on the server).
+        created: RFC 3339 UTC time.
+        reason: Why (free text, at most 500 characters).
+        key_id_hex: The key to revoke; default: this device's own key.
+
+    Returns:
+        The request body ``{"statement": b64(canonical JSON), "signature": b64}``.
+    """
+    statement = {
+        "type": REVOKE_STATEMENT_TYPE,
+        "org": key.org,
+        "key_id": key_id_hex or key.key_id,
+        "reason": reason,
         "signer": key.producer,
         "created": created,
     }

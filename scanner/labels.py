@@ -417,6 +417,33 @@ def _svg_symbol(s: _Symbol) -> str:
 # ---------------------------------------------------------------------- files
 
 
+def _write_one(
+    renderer: LabelRenderer, label: Label, out_dir: Path, formats: Sequence[str]
+) -> None:
+    if "png" in formats:
+        (out_dir / f"{label.stem}.png").write_bytes(renderer.png(label))
+    if "svg" in formats:
+        (out_dir / f"{label.stem}.svg").write_text(renderer.svg(label), encoding="utf-8")
+
+
+_WORKER_RENDERER: LabelRenderer | None = None
+
+
+def _worker_init(resolver: str, size_mm: tuple[float, float], dpi: int, font: str | None) -> None:
+    # One renderer per worker process: its font and static-text caches stay warm there.
+    global _WORKER_RENDERER
+    _WORKER_RENDERER = LabelRenderer(
+        resolver, size_mm=size_mm, dpi=dpi, font_path=Path(font) if font else None
+    )
+
+
+def _worker_write(labels: list[Label], out_dir: str, formats: tuple[str, ...]) -> int:
+    assert _WORKER_RENDERER is not None
+    for label in labels:
+        _write_one(_WORKER_RENDERER, label, Path(out_dir), formats)
+    return len(labels)
+
+
 def write_label_files(
     labels: Iterable[Label],
     out_dir: Path,
@@ -424,29 +451,64 @@ def write_label_files(
     *,
     formats: Sequence[str] = ("png", "svg"),
     on_label: Callable[[Label], None] | None = None,
+    workers: int = 1,
+    chunk: int = 200,
 ) -> int:
     """Write one PNG and/or SVG file per label.
 
     Args:
         labels: The labels.
         out_dir: Directory (created).
-        renderer: The renderer.
+        renderer: The renderer (with ``workers`` > 1, each worker builds its own with the same
+            resolver, size, dpi and font).
         formats: Any of ``png``, ``svg``.
-        on_label: Progress callback.
+        on_label: Progress callback (with workers: called per label as its chunk finishes).
+        workers: Processes rendering in parallel (1: in this process).
+        chunk: Labels per task sent to a worker.
 
     Returns:
         The number of labels written.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     n = 0
-    for label in labels:
-        if "png" in formats:
-            (out_dir / f"{label.stem}.png").write_bytes(renderer.png(label))
-        if "svg" in formats:
-            (out_dir / f"{label.stem}.svg").write_text(renderer.svg(label), encoding="utf-8")
-        n += 1
-        if on_label is not None:
-            on_label(label)
+    it = iter(labels)
+    fmts = tuple(formats)
+    if workers <= 1:
+        for label in it:
+            _write_one(renderer, label, out_dir, fmts)
+            n += 1
+            if on_label is not None:
+                on_label(label)
+        return n
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    # The first label is drawn here, so a missing-CJK-font warning is given once, by us.
+    first = next(it, None)
+    if first is None:
+        return 0
+    _write_one(renderer, first, out_dir, fmts)
+    n = 1
+    if on_label is not None:
+        on_label(first)
+    font = str(renderer.font_path) if renderer.font_path else None
+    init = (renderer.resolver, renderer.size_mm, renderer.dpi, font)
+    with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=init) as pool:
+        pending: dict[Future[int], list[Label]] = {}
+        for batch in _chunks(it, chunk):
+            # Bounded in flight: a million labels never sit in memory as pickled tasks.
+            while len(pending) >= 2 * workers:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    n += f.result()
+                    for label in pending.pop(f):
+                        if on_label is not None:
+                            on_label(label)
+            pending[pool.submit(_worker_write, batch, str(out_dir), fmts)] = batch
+        for f, batch in pending.items():
+            n += f.result()
+            if on_label is not None:
+                for label in batch:
+                    on_label(label)
     return n
 
 

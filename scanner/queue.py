@@ -25,7 +25,7 @@ from ledger.capture import build_capture, to_wire
 from scanner.client import ApiError, LedgerClient, Unreachable
 from scanner.keys import DeviceKey
 
-__all__ = ["CaptureQueue", "QueuedCapture", "StoredCheckpoint", "SyncReport"]
+__all__ = ["RECALL_KIND", "CaptureQueue", "QueuedCapture", "StoredCheckpoint", "SyncReport"]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS producer_head (
@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS counters (
 PENDING: Final = "pending"
 SENT: Final = "sent"
 REJECTED: Final = "rejected"
+#: Captures of this kind are sent to ``POST /v1/recalls`` instead of ``/v1/captures``.
+RECALL_KIND: Final = "recall"
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +335,12 @@ class CaptureQueue:
             if qc.status != PENDING:  # another process sent it meanwhile
                 continue
             try:
-                receipt = client.post_capture(qc.wire)
+                # A recall goes through /v1/recalls: ownership is checked before anything is
+                # written, and the receipt counts the packs marked (SPEC §11.7).
+                if qc.kind == RECALL_KIND:
+                    receipt = client.post_recall(qc.wire)
+                else:
+                    receipt = client.post_capture(qc.wire)
             except Unreachable as e:
                 report.unreachable = str(e)
                 break

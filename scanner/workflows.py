@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
 from ledger.canonical import canonical_json
@@ -24,6 +24,7 @@ from ledger.errors import CodeError, LedgerError
 from ledger.identifiers import (
     Gtin,
     Identifier,
+    Lgtin,
     NmpaCode,
     PartyGln,
     Sgln,
@@ -37,14 +38,17 @@ from ledger.note import Verifier, verify_checkpoint
 from ledger.signing import b64decode
 from scanner.client import ApiError, LedgerClient, Unreachable
 from scanner.keys import DeviceKey
-from scanner.queue import CaptureQueue, QueuedCapture, StoredCheckpoint, SyncReport
+from scanner.queue import RECALL_KIND, CaptureQueue, QueuedCapture, StoredCheckpoint, SyncReport
 from scanner.serials import nmpa_serials, sgtin_serials
-from scanner.sources import Scan
+
+if TYPE_CHECKING:  # decoding (numpy, OpenCV) is imported only by commands that scan
+    from scanner.sources import Scan
 
 __all__ = [
     "ILMD_EXPIRY",
     "ILMD_GTIN",
     "ILMD_LOT",
+    "RECALL_REASON",
     "SCAN_WORKFLOWS",
     "CodeResult",
     "Commission",
@@ -55,6 +59,8 @@ __all__ = [
     "build_events",
     "commission",
     "parse_site",
+    "recall",
+    "recall_event",
     "resolve_destination",
     "results_of",
     "run_session",
@@ -491,6 +497,71 @@ def commission(
         if on_progress is not None:
             on_progress(done)
     return run
+
+
+# ---------------------------------------------------------------------- recall
+
+#: Extension carrying the recall's reason in the event (docs/spec/07-lifecycle.md R6).
+RECALL_REASON: Final = "yima:recallReason"
+
+
+def recall_event(
+    gtin: str, lot: str, reason: str, *, site: str | None, now: datetime
+) -> dict[str, Any]:
+    """The recall event of a lot (docs/spec/07-lifecycle.md §7.2 row 6, R6).
+
+    An ObjectEvent OBSERVE naming the lot as a class (``quantityList`` epcClass
+    ``https://id.gs1.org/01/{gtin}/10/{lot}``), bizStep ``holding``, disposition ``recalled``
+    and ``persistentDisposition.set: ["recalled"]``; the reason rides in ``yima:recallReason``.
+
+    Raises:
+        CodeError: The GTIN is malformed.
+        ValueError: Empty lot or reason.
+    """
+    gtin_id = parse_code(gtin)
+    if not isinstance(gtin_id, Gtin):
+        raise CodeError(f"--gtin must be a GTIN, got a {gtin_id.kind}")
+    if not lot.strip() or not reason.strip():
+        raise ValueError("a recall needs a lot and a reason")
+    event_time, tz, _ = _times(now)
+    return object_event(
+        epcs=[],
+        quantities=[{"epcClass": Lgtin(gtin_id.gtin, lot.strip()).canonical}],
+        action="OBSERVE",
+        biz_step="holding",
+        disposition="recalled",
+        persistent_disposition={"set": ["recalled"]},
+        event_time=event_time,
+        tz_offset=tz,
+        read_point=site,
+        biz_location=site,
+        extensions={RECALL_REASON: reason.strip()},
+    )
+
+
+def recall(
+    *,
+    key: DeviceKey,
+    queue: CaptureQueue,
+    gtin: str,
+    lot: str,
+    reason: str,
+    site: str | None,
+    now: Now,
+) -> QueuedCapture:
+    """Sign a recall capture at the producer head and queue it (kind ``recall``).
+
+    The queue sends ``recall`` captures to ``POST /v1/recalls``; the same wire form can be
+    pasted into the dashboard's recall form, and a later sync then gets the same receipt
+    (``duplicate``).
+
+    Returns:
+        The queued capture (its ``wire`` is the signed capture JSON).
+    """
+    ev = recall_event(gtin, lot, reason, site=site, now=now())
+    _, _, created = _times(now())
+    codes = [q["epcClass"] for q in ev["quantityList"]]
+    return queue.sign_and_store(key, [ev], kind=RECALL_KIND, created=created, codes=[codes])
 
 
 # ---------------------------------------------------------------------- verification

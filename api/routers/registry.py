@@ -92,7 +92,9 @@ def post_key(
     org_id: str, body: SignedStatementIn, c: ContainerDep, caller: CallerDep
 ) -> RegistryReceiptPublic:
     """Register a producer key of an organisation (rotation = register the new key, then
-    revoke the old one): a `yima.key/v1` statement signed by a regulator key."""
+    revoke the old one): a `yima.key/v1` statement signed by a regulator key with a regulator
+    token, or — a device registering itself — signed by **the new key** (`signer` == `name`,
+    proof of possession) and submitted with a token of the org `{org_id}`."""
     signed = SignedStatement.from_wire(body.model_dump())
     return _receipt(
         registry.register(c, caller, signed, expect=frozenset({KEY_TYPE}), path_org=org_id)
@@ -109,8 +111,9 @@ def post_revoke(
     body: SignedStatementIn, c: ContainerDep, caller: CallerDep
 ) -> RegistryReceiptPublic:
     """Revoke a producer key from now on: a `yima.key-revoke/v1` statement signed by a
-    regulator or by a current key of the same organisation. Captures signed with a revoked
-    key are refused (403)."""
+    regulator or by a current key of the same organisation (a device may revoke itself, or
+    another device of its org), submitted with a token of that organisation or a regulator.
+    Captures signed with a revoked key are refused (403)."""
     signed = SignedStatement.from_wire(body.model_dump())
     return _receipt(registry.register(c, caller, signed, expect=frozenset({REVOKE_TYPE})))
 

@@ -185,6 +185,33 @@ def _authorize(conn: Connection, caller: Caller, stmt: Statement, signer_org: st
         raise PermissionDenied(f"product {stmt.key} is registered to another owner")
 
 
+def _is_device_self_registration(stmt: Statement, path_org: str | None) -> bool:
+    """A key statement signed by the key it registers, posted to ``/v1/orgs/{id}/keys``.
+
+    Spec §11.2: a device registers its own key with its org's token. The regulator-signed
+    path (spec §8.3) is unchanged: its signer is a regulator key, never the new key itself.
+    """
+    return isinstance(stmt, KeyStatement) and path_org is not None and stmt.signer == stmt.name
+
+
+def _authorize_device_key(conn: Connection, caller: Caller, stmt: KeyStatement) -> None:
+    """Who may self-register a device key (spec §11.2 step 3, a-d; e is checked by the caller).
+
+    The org token is the authority: the caller must be the org the key is for (a regulator
+    token does not stand in for another org's device). ``name`` is ``{org}/{device}`` of the
+    statement's org and ``key_id`` is its C2SP key ID: :func:`parse_statement` checked both.
+    """
+    if caller.org != stmt.org:
+        raise PermissionDenied(
+            f"a device key of {stmt.org!r} is registered with a token of {stmt.org!r}, "
+            f"not of {caller.org!r}"
+        )
+    if _role_of(conn, stmt.org) is None:
+        raise NotFound(f"organisation {stmt.org!r} is not registered")
+    if any(k.key_id == stmt.key_id for k in load_keys(conn, org=stmt.org)):
+        raise Conflict(f"key {stmt.key_id} is already registered for {stmt.org!r}")
+
+
 def register(
     c: Container,
     caller: Caller,
@@ -205,9 +232,14 @@ def register(
     Returns:
         Where it landed.
 
+    A key statement whose signer is the key it registers (a device registering itself with
+    its org's token, spec §11.2) is verified with that key instead of a registered one.
+
     Raises:
         BadRequest: Wrong statement type for this endpoint or org mismatch with the path.
-        PermissionDenied: No current key verifies it, or the signer may not make it.
+        PermissionDenied: No current key verifies it, or the signer may not make it; a
+            self-registered key whose signature does not verify or whose org is not the
+            caller's.
         NotFound / Conflict: Unknown org or key, key already registered or revoked.
     """
     stmt = parse_statement(signed.body)
@@ -217,11 +249,27 @@ def register(
     if path_org is not None and isinstance(stmt, KeyStatement) and stmt.org != path_org:
         raise BadRequest(f"key statement is for {stmt.org!r}, not {path_org!r}")
     record_time = rfc3339(c.now())
+    if _is_device_self_registration(stmt, path_org):
+        assert isinstance(stmt, KeyStatement)
+        device = stmt
+        # Proof of possession first, outside the writer: the new key signed its own statement.
+        try:
+            verify_statement(signed, PublicKey.from_bytes(device.public_key))
+        except SignatureError as exc:
+            raise PermissionDenied(
+                f"the key statement of {device.name!r} is not signed by the key it registers"
+            ) from exc
 
-    def prepare(conn: Connection) -> tuple[list[PendingEntry], None]:
-        key = _signer_key(conn, stmt.signer, signed)
-        _authorize(conn, caller, stmt, key.org)
-        return [_entry(stmt, signed, record_time)], None
+        def prepare(conn: Connection) -> tuple[list[PendingEntry], None]:
+            _authorize_device_key(conn, caller, device)
+            return [_entry(stmt, signed, record_time)], None
+
+    else:
+
+        def prepare(conn: Connection) -> tuple[list[PendingEntry], None]:
+            key = _signer_key(conn, stmt.signer, signed)
+            _authorize(conn, caller, stmt, key.org)
+            return [_entry(stmt, signed, record_time)], None
 
     result, _ = c.sequencer.integrate_prepared(prepare)
     assert result is not None

@@ -5,21 +5,17 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scanner_fake_ledger import FakeLedger
+from scanner_fake_ledger import PRODUCER, TOKEN, FakeLedger, fixed_now
 
 from scanner.client import LedgerClient
 from scanner.keys import DeviceKey, create_key
 from scanner.queue import CaptureQueue
-
-PRODUCER = "huaxin-pharma/line1"
-TOKEN = "tok-huaxin"
 
 
 @pytest.fixture
@@ -58,17 +54,7 @@ def registered(fake: FakeLedger, device_key: DeviceKey, client: LedgerClient) ->
     return device_key
 
 
-def fixed_now() -> datetime:
-    """A fixed clock (UTC+8)."""
-    from datetime import timedelta, timezone
-
-    return datetime(2026, 11, 27, 9, 30, tzinfo=timezone(timedelta(hours=8)))
-
-
 @pytest.fixture
 def now() -> object:
     """The fixed clock."""
     return fixed_now
-
-
-_ = UTC

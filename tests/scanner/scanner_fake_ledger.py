@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -31,6 +32,14 @@ from ledger.signing import PrivateKey, PublicKey, b64decode, b64encode, pae
 
 STATEMENT_TYPE = "application/vnd.yima.statement.v1+json"
 ORIGIN = "yima.test/log"
+#: The test device's producer name and its org's token at the fake.
+PRODUCER = "huaxin-pharma/line1"
+TOKEN = "tok-huaxin"
+
+
+def fixed_now() -> datetime:
+    """A fixed clock (UTC+8)."""
+    return datetime(2026, 11, 27, 9, 30, tzinfo=timezone(timedelta(hours=8)))
 
 
 @dataclass
@@ -44,6 +53,7 @@ class FakeLedger:
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # producer -> (seq, id)
     accepted_seqs: dict[str, list[int]] = field(default_factory=dict)
     posts: int = 0
+    recall_posts: int = 0
     leaves: list[bytes] = field(default_factory=list)
     log: MemoryHashStore = field(default_factory=MemoryHashStore)
     dispensed: set[str] = field(default_factory=set)
@@ -95,13 +105,27 @@ class FakeLedger:
             return self._register(path.split("/")[3], org, json.loads(body))
         if method == "GET" and path.startswith("/v1/orgs/"):
             oid = unquote(path.split("/")[3])
-            if oid == "cdc-dist":
-                return 200, {"id": oid, "gln": "6901234000108"}
+            if oid == "cdc-dist":  # the shape of the real OrgDetailPublic
+                return 200, {
+                    "id": oid,
+                    "role": "distributor",
+                    "locations": [{"gln": "6901234000108", "city": "武汉", "province": "湖北省"}],
+                    "party_gln": None,
+                    "keys": [],
+                }
             return 404, {"title": "not found"}
         if method == "POST" and path == "/v1/captures":
             if org is None:
                 return 401, {"title": "unauthorised"}
             return self._capture(org, json.loads(body))
+        if method == "POST" and path == "/v1/recalls":
+            if org is None:
+                return 401, {"title": "unauthorised"}
+            self.recall_posts += 1
+            status, receipt = self._capture(org, json.loads(body))
+            if status == 200:
+                receipt = {**receipt, "affected": 0}
+            return status, receipt
         if method == "POST" and path == "/v1/verify":
             return self._verify(json.loads(body))
         if path == "/v1/log/checkpoint":
@@ -135,7 +159,13 @@ class FakeLedger:
             return 422, {"title": "bad statement"}
         self.keys[stmt["name"]] = pub
         idx = self._append({"v": 1, "kind": "key", "statement": body["statement"]})
-        return 200, {"producer": stmt["name"], "key_id": stmt["key_id"], "index": idx}
+        # As the real service: RegistryReceiptPublic, 201.
+        return 201, {
+            "kind": "key",
+            "index": idx,
+            "size": self.log.size,
+            "checkpoint": self.checkpoint(),
+        }
 
     def _capture(self, org: str, wire: dict[str, Any]) -> tuple[int, Any]:
         payload_bytes, sig, events = from_wire(wire)
@@ -190,8 +220,7 @@ class FakeLedger:
             results.append(
                 {
                     "event_id": ev.event_id,
-                    "index": ev.index,
-                    "log_index": idx,
+                    "index": idx,  # the LOG index, as the real service answers
                     "status": outcome,
                     "alerts": alerts,
                 }

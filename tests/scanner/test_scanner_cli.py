@@ -254,3 +254,38 @@ def test_receive_returned_flag(tmp_path: Path) -> None:
     with CaptureQueue(home / "queue.sqlite") as q:
         (cap,) = q.captures()
     assert cap.wire["events"][0]["disposition"] == "returned"
+
+
+def test_recall_writes_capture_then_send_posts_to_recalls(
+    tmp_path: Path, server: tuple[FakeLedger, str]
+) -> None:
+    fake, url = server
+    home = tmp_path / "dev"
+    _init(home, url)
+    out_file = tmp_path / "recall.json"
+    args = ["recall", "--gtin", "6901234000016", "--lot", "B2501", "--reason", "杂质超标"]
+    code, out = _run(home, *args, "--out", str(out_file))
+    assert code == 0, out
+    wire = json.loads(out_file.read_text(encoding="utf-8"))
+    assert set(wire) == {"payload", "signature", "events"}
+    (ev,) = wire["events"]
+    assert ev["disposition"] == "recalled" and ev["bizStep"] == "holding"
+    assert ev["persistentDisposition"] == {"set": ["recalled"]}
+    assert ev["quantityList"] == [{"epcClass": "https://id.gs1.org/01/06901234000016/10/B2501"}]
+    assert ev["yima:recallReason"] == "杂质超标"
+    assert fake.posts == 1  # only the key registration: nothing sent without --send
+    # The queued recall goes to /v1/recalls on the next sync, even from another command.
+    code, out = _run(home, "sync", "--json")
+    assert code == 0 and json.loads(out)["sent"] == 1 and fake.recall_posts == 1
+    # --send signs a new one and submits it at once.
+    code, out = _run(home, *args, "--send", "--json")
+    assert code == 0, out
+    body = json.loads(out)
+    assert body["receipt"]["affected"] == 0 and body["seq"] == 1
+    assert fake.recall_posts == 2
+    # Without --out and --send, the capture JSON goes to stdout (for piping).
+    code, out = _run(home, *args)
+    assert code == 0 and json.loads(out)["events"][0]["disposition"] == "recalled"
+    # A bad GTIN is a usage error.
+    code, _ = _run(home, "recall", "--gtin", "123", "--lot", "L", "--reason", "x")
+    assert code == 2

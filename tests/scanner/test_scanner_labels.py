@@ -123,3 +123,24 @@ def test_no_cjk_font_falls_back_to_latin(monkeypatch: pytest.MonkeyPatch) -> Non
     assert to_identifier(found["datamatrix"]) == PACK
     only_zh = Label(PACK, product="阿莫西林胶囊")
     assert r.lines(only_zh)[0][0] == f"GTIN {PACK.gtin}"
+
+
+def test_write_label_files_with_workers_matches_one_process(tmp_path: Path) -> None:
+    from ledger.identifiers import Sgtin
+
+    exp = date(2027, 6, 30)
+    batch = [
+        Label(Sgtin("06901234000016", f"W{i:05d}", "B1", exp), PRODUCT, "B1", exp)
+        for i in range(13)
+    ]
+    seen: list[str] = []
+    r = LabelRenderer(RESOLVER)
+    n1 = write_label_files(batch, tmp_path / "one", r, formats=("png", "svg"))
+    n2 = write_label_files(
+        batch, tmp_path / "pool", r, formats=("png", "svg"), workers=2, chunk=4,
+        on_label=lambda lb: seen.append(lb.stem),
+    )  # fmt: skip
+    assert n1 == n2 == 13 and sorted(seen) == sorted(lb.stem for lb in batch)
+    one = {p.name: p.read_bytes() for p in (tmp_path / "one").iterdir()}
+    pool = {p.name: p.read_bytes() for p in (tmp_path / "pool").iterdir()}
+    assert len(one) == 26 and one == pool

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PRODUCER, TOKEN
-from scanner_fake_ledger import FakeLedger
+from scanner_fake_ledger import PRODUCER, TOKEN, FakeLedger
 
 from ledger.capture import CapturePayload, capture_id
 from ledger.epcis import object_event

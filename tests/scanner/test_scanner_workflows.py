@@ -7,8 +7,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from conftest import fixed_now
-from scanner_fake_ledger import FakeLedger
+from scanner_fake_ledger import FakeLedger, fixed_now
 from scanner_images import NMPA, PACK, PACK2, SSCC
 
 from ledger.epcis import validate_event
