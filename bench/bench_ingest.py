@@ -1,0 +1,312 @@
+"""Ingest benchmark: signed captures of 1,000 events through the service layer, rules on.
+
+What is measured, per engine (SQLite WAL file in a temp dir; PostgreSQL in a private schema,
+skipped when unreachable), on a fresh database each run, median of ``--runs``:
+
+* ``raw``     SQLAlchemy Core ``executemany`` of the *same* ``entries`` rows (the exact leaf
+  bytes the service wrote), one transaction per capture-sized batch: the floor.
+* ``ingest``  :func:`api.services.ingest.ingest_capture` in-process (no HTTP): decode,
+  signature, events root and every CBV 2.0 event ID re-verified, EPCIS validation,
+  authorization, lifecycle rules with batched state loads, leaves, index rows, Merkle nodes and
+  a signed checkpoint per capture.
+* ``http``    (``--http``) the same captures POSTed to ``/v1/captures`` through TestClient.
+
+The events are a valid factory → distributor → pharmacy flow of the demo world
+(``fixtures/generate.py``), signed by each organisation's device before the clock starts (the
+producer signs, not the service). Goals (docs/PERFORMANCE.md): ≥ 20,000 events/s on SQLite and
+≥ 0.25 × raw; ≥ 10,000 events/s on PostgreSQL.
+
+Usage: ``python bench/bench_ingest.py [--events N] [--capture-size N] [--runs N] [--quick]
+[--http] [--no-pg] [--profile FILE]``; ``YIMA_BENCH_PG_URL`` overrides the PostgreSQL URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import secrets
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, insert, select, text
+
+from api.auth import Caller
+from api.container import Container
+from api.services.ingest import ingest_capture
+from api.store import make_engine, upgrade
+from api.store import tables as t
+from api.store.db import normalize_url, write_transaction
+from fixtures import demo, generate, world
+from ledger import capture
+
+PG_URL = os.environ.get("YIMA_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Pre-signed captures, in ingest order, with their wire forms."""
+
+    events: int
+    captures: list[tuple[world.Org, capture.SignedCapture, dict[str, Any]]]
+
+
+def make_workload(events: int, capture_size: int, seed: int = 1) -> Workload:
+    """Generate and sign ``events`` events as captures of at most ``capture_size`` events."""
+    steps = generate.supply_chain(events=events, seed=seed, block_cases=max(1, capture_size // 3))
+    signed = generate.captures(steps, size=capture_size)
+    return Workload(events, [(o, s, capture.to_wire(s)) for o, s in signed])
+
+
+# --------------------------------------------------------------------------- databases
+
+
+def pg_reachable(url: str) -> str | None:
+    """None when PostgreSQL answers at ``url``, else why not."""
+    try:
+        probe = create_engine(normalize_url(url), connect_args={"connect_timeout": 3})
+        try:
+            with probe.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            probe.dispose()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return None
+
+
+@contextmanager
+def sqlite_url() -> Iterator[str]:
+    """A database URL for a fresh SQLite file (WAL) in a temp dir, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="yima-bench-") as tmp:
+        yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+
+
+@contextmanager
+def pg_url(base: str) -> Iterator[str]:
+    """A URL whose connections use a fresh private schema, dropped afterwards."""
+    schema = f"yima_bench_{secrets.token_hex(4)}"
+    admin = create_engine(normalize_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{normalize_url(base)}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def service(url: str, *, register: bool = True) -> Iterator[Container]:
+    """A migrated container on ``url`` with the demo world registered (unless told not to)."""
+    from api.app import build_container
+    from api.settings import Settings
+    from ledger.note import Signer
+
+    settings = Settings(database_url=url, origin="bench.yima.example/log")
+    signer = Signer(settings.origin, world.demo_key("bench/log"))
+    c = build_container(settings, log_signer=signer)
+    try:
+        if register:
+            demo.load_world(c)
+        yield c
+    finally:
+        c.engine.dispose()
+
+
+# --------------------------------------------------------------------------- the runs
+
+
+def run_ingest(c: Container, work: Workload) -> float:
+    """Ingest every capture in-process; returns seconds. Checks every event was accepted."""
+    callers = {o.id: Caller(o.id, o.role) for o in world.ORGS}
+    t0 = time.perf_counter()
+    receipts = [ingest_capture(c, callers[o.id], wire) for o, _s, wire in work.captures]
+    elapsed = time.perf_counter() - t0
+    _check(r.status for rec in receipts for r in rec.results)
+    return elapsed
+
+
+def run_http(c: Container, work: Workload) -> float:
+    """POST every capture to /v1/captures through TestClient; returns seconds."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(c.settings, container=c)) as client:
+        t0 = time.perf_counter()
+        statuses: list[str] = []
+        for o, _s, wire in work.captures:
+            resp = client.post(
+                "/v1/captures", json=wire, headers={"Authorization": f"Bearer {o.token}"}
+            )
+            resp.raise_for_status()
+            statuses.extend(r["status"] for r in resp.json()["results"])
+        elapsed = time.perf_counter() - t0
+    _check(statuses)
+    return elapsed
+
+
+def _check(statuses: Any) -> None:
+    bad = [s for s in statuses if s != "accepted"]
+    if bad:
+        raise SystemExit(f"benchmark flow was not accepted by the rules: {len(bad)} events")
+
+
+def entry_rows(c: Container, first: int) -> list[dict[str, Any]]:
+    """The ``entries`` rows the service wrote from index ``first`` on (exact leaf bytes)."""
+    e = t.entries.c
+    cols = [e.idx, e.leaf, e.leaf_hash, e.kind, e.event_id, e.capture_id, e.producer, e.created]
+    with c.engine.connect() as conn:
+        rows = conn.execute(select(*cols).where(e.idx >= first).order_by(e.idx))
+        return [dict(r._mapping) for r in rows]
+
+
+def run_raw(url: str, rows: list[dict[str, Any]], batch: int) -> float:
+    """Insert ``rows`` into ``entries`` of a fresh schema with Core executemany; seconds."""
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        t0 = time.perf_counter()
+        for i in range(0, len(rows), batch):
+            with write_transaction(engine) as conn:
+                conn.execute(insert(t.entries), rows[i : i + batch])
+        return time.perf_counter() - t0
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Figures:
+    """Medians of one engine."""
+
+    engine: str
+    raw: float
+    ingest: float
+    http: float | None
+
+    def line(self) -> str:
+        """One printable line."""
+        out = (
+            f"{self.engine:8s} raw insert {self.raw:10,.0f} ev/s | ingest {self.ingest:9,.0f} ev/s"
+            f" ({self.ingest / self.raw:.3f} x raw)"
+        )
+        if self.http is not None:
+            out += f" | http {self.http:9,.0f} ev/s ({self.http / self.raw:.3f} x raw)"
+        return out
+
+
+def bench_engine(
+    name: str,
+    fresh: Callable[[], Any],
+    work: Workload,
+    *,
+    runs: int,
+    batch: int,
+    http: bool,
+    profile: str | None,
+) -> Figures:
+    """Median events/s of raw insert, in-process ingest (and HTTP) on one engine."""
+    raw_t: list[float] = []
+    ing_t: list[float] = []
+    http_t: list[float] = []
+    for run in range(runs):
+        with fresh() as url, service(url) as c:
+            first = c.store.size()
+            if profile and run == 0:
+                prof = cProfile.Profile()
+                prof.enable()
+                ing_t.append(run_ingest(c, work))
+                prof.disable()
+                prof.dump_stats(f"{profile}.{name}")
+                stats = pstats.Stats(prof).sort_stats("cumulative")
+                print(f"-- profile of the first {name} ingest run (cumulative, top 25):")
+                stats.print_stats(25)
+            else:
+                ing_t.append(run_ingest(c, work))
+            rows = entry_rows(c, first)
+        with fresh() as url:
+            raw_t.append(run_raw(url, rows, batch))
+        if http:
+            with fresh() as url, service(url) as c:
+                http_t.append(run_http(c, work))
+        print(
+            f"  {name} run {run + 1}/{runs}: raw {work.events / raw_t[-1]:,.0f} ev/s, "
+            f"ingest {work.events / ing_t[-1]:,.0f} ev/s"
+            + (f", http {work.events / http_t[-1]:,.0f} ev/s" if http else ""),
+            flush=True,
+        )
+    return Figures(
+        name,
+        work.events / statistics.median(raw_t),
+        work.events / statistics.median(ing_t),
+        work.events / statistics.median(http_t) if http_t else None,
+    )
+
+
+def loadavg() -> str:
+    """The 1/5/15-minute load averages, to judge how quiet the machine was."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=10_000, help="events per run (default 10000)")
+    ap.add_argument("--capture-size", type=int, default=1000, help="events per capture")
+    ap.add_argument("--runs", type=int, default=5, help="runs per engine; medians reported")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 200 events, 1 run")
+    ap.add_argument("--http", action="store_true", help="also POST through TestClient")
+    ap.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
+    ap.add_argument("--pg-url", default=PG_URL, help="PostgreSQL URL (a schema is created)")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile the first ingest run")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.events, args.capture_size, args.runs = 200, 100, 1
+
+    t0 = time.perf_counter()
+    work = make_workload(args.events, args.capture_size)
+    print(
+        f"workload: {work.events} events in {len(work.captures)} signed captures of <= "
+        f"{args.capture_size} (generated and signed in {time.perf_counter() - t0:.1f}s); "
+        f"median of {args.runs} run(s); {datetime.now(UTC):%Y-%m-%d}; load average {loadavg()}",
+        flush=True,
+    )
+    engines: list[tuple[str, Callable[[], Any]]] = [("sqlite", sqlite_url)]
+    if not args.no_pg:
+        why = pg_reachable(args.pg_url)
+        if why is None:
+            engines.append(("postgres", lambda: pg_url(args.pg_url)))
+        else:
+            print(f"(PostgreSQL skipped: {why})")
+    results = [
+        bench_engine(
+            name,
+            fresh,
+            work,
+            runs=args.runs,
+            batch=args.capture_size,
+            http=args.http,
+            profile=args.profile,
+        )
+        for name, fresh in engines
+    ]
+    print("== ingest of signed captures, rules on (medians)")
+    print(f"(load average now {loadavg()}; other processes on the machine skew the figures)")
+    for fig in results:
+        print(fig.line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

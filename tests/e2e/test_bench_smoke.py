@@ -1,0 +1,40 @@
+"""The benchmarks still run (tiny sizes), so they cannot rot between full measurement runs.
+
+Each bench runs as a script, the way `make bench` and docs/PERFORMANCE.md run it. PostgreSQL is
+skipped here (``--no-pg``): the benches' PostgreSQL paths are exercised by the full runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_ingest_quick() -> None:
+    out = _run("bench_ingest.py", "--quick", "--no-pg", "--http")
+    assert "sqlite   raw insert" in out and "x raw" in out and "http" in out
+
+
+@pytest.mark.slow
+def test_bench_provenance_quick() -> None:
+    out = _run("bench_provenance.py", "--quick", "--no-pg", "--http", "--queries", "20")
+    assert "history (service): p50" in out and "history (HTTP):" in out
