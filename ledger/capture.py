@@ -28,7 +28,7 @@ from ledger.errors import (
     SignatureError,
 )
 from ledger.eventhash import event_hash
-from ledger.merkle import MemoryHashStore, leaf_hash, verify_inclusion
+from ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash, verify_inclusion
 from ledger.signing import (
     PrivateKey,
     PublicKey,
@@ -376,20 +376,42 @@ def _tree(event_bytes_list: Sequence[bytes]) -> tuple[str, tuple[CapturedEvent, 
     """Events root (hex) and the captured events with their paths."""
     ids = [_event_id_of(b) for b in event_bytes_list]
     leaves = [leaf_hash(event_leaf(i, b)) for i, b in zip(ids, event_bytes_list, strict=True)]
-    store = MemoryHashStore()
-    store.append(leaves)
-    root = store.root().hex()
-    n = len(leaves)
+    root, paths = _root_and_paths(leaves)
     events = tuple(
-        CapturedEvent(
-            index=i,
-            event_id=ids[i],
-            event_bytes=event_bytes_list[i],
-            path=tuple(store.inclusion_proof(i, n)),
-        )
-        for i in range(n)
+        CapturedEvent(index=i, event_id=eid, event_bytes=b, path=tuple(path))
+        for i, (eid, b, path) in enumerate(zip(ids, event_bytes_list, paths, strict=True))
     )
-    return root, events
+    return root.hex(), events
+
+
+def _root_and_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """The RFC 9162 root over ``leaves`` and every leaf's inclusion path, in one pass.
+
+    Same values as :class:`ledger.merkle.MemoryHashStore` (root, then ``inclusion_proof(i,
+    n)`` for each leaf; a differential test checks it), without one O(log n) proof walk per
+    leaf: each interior node is hashed once and handed to every leaf below its sibling.
+    """
+    n = len(leaves)
+    if n == 0:
+        return EMPTY_ROOT, []
+    paths: list[list[bytes]] = [[] for _ in range(n)]
+
+    def subtree(lo: int, hi: int) -> bytes:
+        # RFC 9162 §2.1.1: split at the largest power of two smaller than the width.
+        width = hi - lo
+        if width == 1:
+            return leaves[lo]
+        mid = lo + (1 << ((width - 1).bit_length() - 1))
+        left = subtree(lo, mid)
+        right = subtree(mid, hi)
+        # Paths are listed from the leaf upward: the deeper siblings were appended first.
+        for path in paths[lo:mid]:
+            path.append(right)
+        for path in paths[mid:hi]:
+            path.append(left)
+        return node_hash(left, right)
+
+    return subtree(0, n), paths
 
 
 def build_capture(

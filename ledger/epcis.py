@@ -160,8 +160,18 @@ _CBV_OWNED_RE: Final = re.compile(r"urn:epcglobal:cbv|https?://ns\.gs1\.org/cbv/
 _GS1_VOC_RE: Final = re.compile(r"https?://(www\.)?gs1\.org/voc/")
 
 
+# The same language as _URI_RE for strings without "%" (where the percent-escape branch can
+# never match): one character class instead of an alternation per character, several times
+# faster on the ~25 URIs of a typical event.
+_URI_PLAIN_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#\[\]]*")
+
+
 def _is_uri(value: object) -> bool:
-    return isinstance(value, str) and _URI_RE.fullmatch(value) is not None
+    if not isinstance(value, str):
+        return False
+    if "%" in value:
+        return _URI_RE.fullmatch(value) is not None
+    return _URI_PLAIN_RE.fullmatch(value) is not None
 
 
 # JSON-LD blank node identifier, allowed where a value is a node's @id ("id").
@@ -854,6 +864,13 @@ def _require(obj: Mapping[str, Any], key: str, path: str, owner: str) -> Any:
 
 def _uri_list(value: Any, path: str, what: str, *, unique: bool) -> tuple[str, ...]:
     items = _array(value, path, what)
+    # Fast path for the common, valid list (e.g. 1,000 EPCs): no per-member path strings. Any
+    # doubt (a non-str member, an invalid URI, a repeat) takes the loop below, which raises
+    # exactly as before.
+    if all(type(item) is str and _is_uri(item) for item in items) and (
+        not unique or len(set(items)) == len(items)
+    ):
+        return tuple(items)
     out: list[str] = []
     seen: set[str] = set()
     for i, item in enumerate(items):

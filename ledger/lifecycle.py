@@ -23,6 +23,7 @@ slot in without touching the state machine.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -410,6 +411,24 @@ class ItemState:
     commissioned_by: str | None = None
     commission_event_id: str | None = None
     last_event_id: str | None = None
+
+
+_STATE_FIELDS: Final = tuple(ItemState.__dataclass_fields__)
+_STATE_POS: Final = {name: i for i, name in enumerate(_STATE_FIELDS)}
+_state_values: Final = operator.attrgetter(*_STATE_FIELDS)
+
+
+def _evolve(base: ItemState, **changes: Any) -> ItemState:
+    """``dataclasses.replace`` for :class:`ItemState`, positionally: the same new state at half
+    the cost (replace rebuilds a keyword dict from ``fields()`` on every call, and the rules
+    replace a state several thousand times per 1,000-event capture)."""
+    values = list(_state_values(base))
+    for name, value in changes.items():
+        pos = _STATE_POS.get(name)
+        if pos is None:
+            raise TypeError(f"ItemState has no field {name!r}")
+        values[pos] = value
+    return ItemState(*values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1442,7 +1461,7 @@ class ColdChainExcursion:
             for code in subtree:
                 st = out.get(code) or ctx.state(code)
                 if st is not None and not st.quarantined:
-                    out[code] = replace(st, quarantined=True, last_event_id=ctx.event_id)
+                    out[code] = _evolve(st, quarantined=True, last_event_id=ctx.event_id)
             alerts.append(
                 Alert(
                     ALERT_COLD_CHAIN_EXCURSION,
@@ -1670,7 +1689,7 @@ def _transition(ctx: Context) -> dict[str, ItemState]:
 
     def put(code: str, **changes: Any) -> None:
         base = out.get(code) or ctx.states[code]
-        out[code] = replace(base, last_event_id=eid, **changes)
+        out[code] = _evolve(base, last_event_id=eid, **changes)
 
     if step == STEP_COMMISSION:
         ilmd = ctx.event.get("ilmd")
@@ -1701,7 +1720,7 @@ def _transition(ctx: Context) -> dict[str, ItemState]:
                 commission_event_id=eid,
             )
         kids = tuple(sorted({*old.children, *children}))
-        out[parent] = replace(old, children=kids, last_event_id=eid)
+        out[parent] = _evolve(old, children=kids, last_event_id=eid)
         for c in children:
             put(c, parent=parent)
     elif step == STEP_UNPACK:
@@ -1831,7 +1850,7 @@ def apply_event(
             if a.kind == ALERT_DOUBLE_DISPENSE:
                 for code in a.codes:
                     st = states[code]
-                    book[code] = replace(st, dispense_attempts=st.dispense_attempts + 1)
+                    book[code] = _evolve(st, dispense_attempts=st.dispense_attempts + 1)
         return Outcome(False, step, book, alerts)
     updates: Mapping[str, ItemState] = _transition(ctx)
     extra: list[Alert] = []

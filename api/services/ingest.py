@@ -19,7 +19,7 @@ The pipeline (docs/spec/08-service.md §8.4; each step cites it as ``# SPEC §8.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,12 +35,11 @@ from api.services.common import (
     canonical_location,
     chunks,
     item_update,
-    load_descendants,
     load_keys,
     load_products,
     load_registry,
-    load_states,
     rfc3339,
+    state_from_json,
 )
 from api.store import AlertRecord, CaptureRecord, PendingEntry, make_leaf
 from api.store import tables as t
@@ -218,8 +217,7 @@ def _load_world(
                     lot = cls.split("/10/", 1)[1].split("/")[0] if "/10/" in cls else None
                     lot_classes.append((gtin, lot))
     named = list(dict.fromkeys(named))
-    loaded = load_states(conn, named)
-    states = {code: st for code, (st, _) in loaded.items()}
+    states = _states_where(conn, t.items.c.code, named)
     if lot_classes:
         # R6: a class-level recall reaches every known pack of the lot (spec §7.3 step 1).
         i = t.items.c
@@ -228,9 +226,19 @@ def _load_world(
             if lot is not None:
                 q = q.where(i.lot == lot)
             members = [r[0] for r in conn.execute(q) if r[0] not in states]
-            states.update({c: st for c, (st, _) in load_states(conn, members).items()})
-    for code, (st, _, _) in load_descendants(conn, list(states)).items():
-        states.setdefault(code, st)
+            states.update(_states_where(conn, i.code, members))
+    # Everything packed (transitively) inside them: one query per nesting level, as
+    # common.load_descendants (max depth 8).
+    frontier = list(states)
+    seen = set(frontier)
+    for _depth in range(8):
+        if not frontier:
+            break
+        found = _states_where(conn, t.items.c.parent, frontier)
+        frontier = [code for code in found if code not in seen]
+        seen.update(frontier)
+        for code in frontier:
+            states.setdefault(code, found[code])
     keys: set[str] = set()
     drug_ids: set[str] = set()
     for code in (*named, *states):
@@ -257,9 +265,71 @@ def _load_world(
     return states, products, gtin_of
 
 
+def _states_where(conn: Connection, column: Any, values: Sequence[str]) -> dict[str, lc.ItemState]:
+    """Item states whose ``column`` is one of ``values`` (chunked ``IN``), in row order.
+
+    The same states as :func:`api.services.common.load_states`, parsed with
+    :func:`_state_from_json` (orjson): a capture loads a few thousand states under the lock.
+    """
+    i = t.items.c
+    out: dict[str, lc.ItemState] = {}
+    wanted = list(dict.fromkeys(values))
+    if conn.dialect.name == "postgresql" and wanted:
+        # One array parameter instead of thousands of expanded IN parameters (which
+        # SQLAlchemy renders and binds one by one, and PostgreSQL plans as a long list).
+        rows = conn.exec_driver_sql(
+            f"SELECT code, state_json FROM items WHERE {column.name} = ANY(%s::text[])",
+            (wanted,),
+        )
+        for row in rows:
+            out[row[0]] = _state_from_json(row[1])
+        return out
+    for part in chunks(wanted):
+        for row in conn.execute(select(i.code, i.state_json).where(column.in_(part))):
+            out[row[0]] = _state_from_json(row[1])
+    return out
+
+
+try:  # orjson is an optional accelerator (as in ledger.canonical)
+    from orjson import loads as _orjson_loads
+
+    _fast_loads: Callable[[str], Any] | None = _orjson_loads
+except ImportError:  # pragma: no cover - exercised only where orjson is absent
+    _fast_loads = None
+
+_STATE_FIELDS = frozenset(lc.ItemState.__dataclass_fields__)
+_DISPENSE_FIELDS = frozenset(lc.DispenseRecord.__dataclass_fields__)
+
+
+def _state_from_json(text: str) -> lc.ItemState:
+    """:func:`api.services.common.state_from_json` with orjson (json as the fallback: both
+    parse the canonical JSON the store writes to the same values)."""
+    if _fast_loads is None:  # pragma: no cover - exercised only where orjson is absent
+        return state_from_json(text)
+    try:
+        d: dict[str, Any] = _fast_loads(text)
+    except ValueError:  # orjson.JSONDecodeError is a ValueError
+        return state_from_json(text)
+    first = d.get("first_dispense")
+    fields = {k: v for k, v in d.items() if k in _STATE_FIELDS}
+    fields["children"] = tuple(d.get("children") or ())
+    fields["first_dispense"] = (
+        None
+        if first is None
+        else lc.DispenseRecord(**{k: v for k, v in first.items() if k in _DISPENSE_FIELDS})
+    )
+    return lc.ItemState(**fields)
+
+
 def _logged_event_ids(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
     e = t.entries.c
     found: dict[str, int] = {}
+    if conn.dialect.name == "postgresql" and ids:
+        rows = conn.exec_driver_sql(
+            "SELECT event_id, idx FROM entries WHERE kind = 'event' AND event_id = ANY(%s::text[])",
+            (list(ids),),
+        )
+        return {r[0]: r[1] for r in rows}
     for part in chunks(list(ids)):
         rows = conn.execute(
             select(e.event_id, e.idx).where(e.kind == "event", e.event_id.in_(part))

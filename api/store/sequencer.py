@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, insert, text, update
+from sqlalchemy import Boolean, Connection, Engine, Insert, insert, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -63,6 +63,10 @@ _LEADER_LOCK_NS = "yima.sequencer.leader:"
 _LOCK_KEY_SQL = "hashtextextended(:ns || current_schema(), 0)"
 
 _T = TypeVar("_T")
+
+# SQLite writer page cache (KiB) and the conn.info flag that says it was set.
+_SQLITE_CACHE_KIB = 65536
+_SQLITE_TUNED = "yima.sqlite_writer_tuned"
 
 
 # -- what the service layer hands over ---------------------------------------------------------
@@ -372,6 +376,12 @@ class Sequencer:
             conn.execute(
                 text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY_SQL})"), {"ns": _INTEGRATE_LOCK_NS}
             )
+        elif not conn.info.get(_SQLITE_TUNED):
+            # A 1,000-event batch dirties several MB of pages; with SQLite's default 2 MB page
+            # cache they spill to the WAL mid-transaction and are written twice. Per connection,
+            # once (conn.info lives as long as the pooled DBAPI connection).
+            conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
+            conn.info[_SQLITE_TUNED] = True
         last = latest_checkpoint(conn, for_update=True)
         size = tree_size(conn)
 
@@ -417,9 +427,9 @@ class Sequencer:
         if batch:
             self._write_rows(conn, batch, leaf_hashes, size, new_size, now)
         # Level 0 is entries.leaf_hash (written with the entries); only interior nodes here.
-        inner = [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes if lvl > 0]
+        inner = [node for node in nodes if node[0] > 0]
         if inner:
-            conn.execute(insert(t.merkle_nodes), inner)
+            _bulk_write(conn, _MERKLE, inner)
 
         body = Checkpoint(self._origin, new_size, new_root).body()
         note = sign_note(body, [self._signer]).serialize()
@@ -440,65 +450,64 @@ class Sequencer:
         new_size: int,
         now: datetime,
     ) -> None:
-        entry_rows: list[dict[str, Any]] = []
-        event_rows: list[dict[str, Any]] = []
+        # The hot tables (entries, item_events, items) get positional rows written through the
+        # driver (see _bulk_write): a 1,000-event batch is ~5,000 rows, and SQLAlchemy Core's
+        # per-row parameter processing used to cost more than the database did.
+        entry_rows: list[tuple[Any, ...]] = []
+        event_rows: list[tuple[str, int]] = []
         alert_rows: list[dict[str, Any]] = []
         capture_rows: list[dict[str, Any]] = []
         # Keyed so that the last update in log order wins (and each key appears once per
         # statement: PostgreSQL refuses to upsert the same row twice in one INSERT).
-        item_rows: dict[str, dict[str, Any]] = {}
+        item_rows: dict[str, tuple[Any, ...]] = {}
         heads: dict[str, dict[str, Any]] = {}
         orgs: dict[str, dict[str, Any]] = {}
         products: dict[str, dict[str, Any]] = {}
         keys: list[dict[str, Any]] = []
         revocations: list[tuple[int, KeyRevocation]] = []
 
-        for offset, (entry, lh) in enumerate(zip(batch, leaf_hashes, strict=True)):
-            idx = first + offset
-            entry_rows.append(
-                {
-                    "idx": idx,
-                    "leaf": entry.leaf,
-                    "leaf_hash": lh,
-                    "kind": entry.kind,
-                    "event_id": entry.event_id,
-                    "capture_id": entry.capture_id,
-                    "producer": entry.producer,
-                    "created": now,
-                }
+        append_entry = entry_rows.append
+        append_event = event_rows.append
+        for idx, entry, lh in zip(range(first, new_size), batch, leaf_hashes, strict=True):
+            append_entry(
+                (idx, entry.leaf, lh, entry.kind, entry.event_id, entry.capture_id, entry.producer)
             )
-            event_rows.extend(
-                {"code": code, "log_index": idx} for code in dict.fromkeys(entry.codes)
-            )
-            alert_rows.extend(
-                {
-                    "log_index": idx,
-                    "kind": a.kind,
-                    "rule": a.rule,
-                    "org": a.org,
-                    "codes": list(a.codes),
-                    "message": a.message,
-                    "created": now,
-                }
-                for a in entry.alerts
-            )
+            codes = entry.codes
+            if codes:
+                if len(codes) == 1:
+                    append_event((codes[0], idx))
+                else:
+                    for code in dict.fromkeys(codes):
+                        append_event((code, idx))
+            for a in entry.alerts:
+                alert_rows.append(
+                    {
+                        "log_index": idx,
+                        "kind": a.kind,
+                        "rule": a.rule,
+                        "org": a.org,
+                        "codes": list(a.codes),
+                        "message": a.message,
+                        "created": now,
+                    }
+                )
             for it in entry.items:
-                item_rows[it.code] = {
-                    "code": it.code,
-                    "product_gtin": it.product_gtin,
-                    "lot": it.lot,
-                    "expiry": it.expiry,
-                    "status": it.status,
-                    "custodian": it.custodian,
-                    "location": it.location,
-                    "parent": it.parent,
-                    "in_transit_to": it.in_transit_to,
-                    "recalled": it.recalled,
-                    "quarantined": it.quarantined,
-                    "dispense_count": it.dispense_count,
-                    "state_json": it.state_json,
-                    "updated_index": idx,
-                }
+                item_rows[it.code] = (
+                    it.code,
+                    it.product_gtin,
+                    it.lot,
+                    it.expiry,
+                    it.status,
+                    it.custodian,
+                    it.location,
+                    it.parent,
+                    it.in_transit_to,
+                    it.recalled,
+                    it.quarantined,
+                    it.dispense_count,
+                    it.state_json,
+                    idx,
+                )
             cap = entry.capture
             if cap is not None:
                 receipt = {
@@ -569,9 +578,9 @@ class Sequencer:
                 }
 
         # Parents before children (foreign keys are enforced on both engines).
-        conn.execute(insert(t.entries), entry_rows)
+        _bulk_write(conn, _ENTRIES, entry_rows, const=(now,))
         if event_rows:
-            conn.execute(insert(t.item_events), event_rows)
+            _bulk_write(conn, _ITEM_EVENTS, event_rows)
         if alert_rows:
             conn.execute(insert(t.alerts), alert_rows)
         if orgs:
@@ -594,7 +603,170 @@ class Sequencer:
                 _upsert(conn, t.producer_heads, ["producer"], newer="seq"), list(heads.values())
             )
         if item_rows:
-            conn.execute(_upsert(conn, t.items, ["code"]), list(item_rows.values()))
+            _bulk_write(conn, _ITEMS, list(item_rows.values()))
+
+
+# -- bulk writes through the driver ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _BulkTable:
+    """A hot table written positionally: ``cols`` per row, then ``const`` (same every row)."""
+
+    table: Any
+    cols: tuple[str, ...]
+    const: tuple[str, ...] = ()
+    upsert_key: tuple[str, ...] = ()
+
+
+_ENTRIES = _BulkTable(
+    t.entries,
+    ("idx", "leaf", "leaf_hash", "kind", "event_id", "capture_id", "producer"),
+    const=("created",),
+)
+_ITEM_EVENTS = _BulkTable(t.item_events, ("code", "log_index"))
+_MERKLE = _BulkTable(t.merkle_nodes, ("level", "idx", "hash"))
+_ITEMS = _BulkTable(
+    t.items,
+    (
+        "code",
+        "product_gtin",
+        "lot",
+        "expiry",
+        "status",
+        "custodian",
+        "location",
+        "parent",
+        "in_transit_to",
+        "recalled",
+        "quarantined",
+        "dispense_count",
+        "state_json",
+        "updated_index",
+    ),
+    upsert_key=("code",),
+)
+
+_SQL_CACHE: dict[tuple[str, str], str] = {}
+
+
+def _bulk_sql(conn: Connection, spec: _BulkTable) -> str:
+    """SQLite: the (upsert) statement for ``executemany``. PostgreSQL: the ``COPY`` statement,
+    into the table itself or, for an upsert, into its staging table. Built once per dialect."""
+    dialect = conn.dialect
+    key = (dialect.name, spec.table.name)
+    sql = _SQL_CACHE.get(key)
+    if sql is not None:
+        return sql
+    names = (*spec.cols, *spec.const)
+    quote = dialect.identifier_preparer.quote
+    cols = ", ".join(quote(c) for c in names)
+    if dialect.name == "postgresql":
+        target = _stage_name(spec) if spec.upsert_key else quote(spec.table.name)
+        sql = f"COPY {target} ({cols}) FROM STDIN"
+    else:
+        marks = ", ".join("?" for _ in names)
+        sql = f"INSERT INTO {quote(spec.table.name)} ({cols}) VALUES ({marks})"
+        if spec.upsert_key:
+            sql += _on_conflict(conn, spec)
+    _SQL_CACHE[key] = sql
+    return sql
+
+
+def _on_conflict(conn: Connection, spec: _BulkTable) -> str:
+    quote = conn.dialect.identifier_preparer.quote
+    keys = ", ".join(quote(c) for c in spec.upsert_key)
+    sets = ", ".join(
+        f"{quote(c)} = excluded.{quote(c)}"
+        for c in (*spec.cols, *spec.const)
+        if c not in spec.upsert_key
+    )
+    return f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+
+
+def _stage_name(spec: _BulkTable) -> str:
+    return f"yima_stage_{spec.table.name}"
+
+
+def _bulk_write(
+    conn: Connection,
+    spec: _BulkTable,
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    const: tuple[Any, ...] = (),
+) -> None:
+    """Insert (or upsert) positional ``rows`` into a hot table, bypassing Core's per-row work.
+
+    SQLite: one ``executemany`` of tuples through ``exec_driver_sql``. PostgreSQL: ``COPY``
+    (psycopg formats the rows in C); an upsert copies into a session-private staging table
+    (``ON COMMIT DELETE ROWS``) and moves the rows with one ``INSERT ... SELECT ... ON
+    CONFLICT``. Values reach the driver as they are, so each column's SQLAlchemy bind
+    processing is applied here where one changes the stored value: once for the constant
+    columns, per row otherwise (SQLite stores dates and times as text in SQLAlchemy's format;
+    ints, str, bytes and bools bind natively). A constraint violation is an
+    :class:`sqlalchemy.exc.IntegrityError` on both paths, as with Core.
+    """
+    dialect = conn.dialect
+    table = spec.table
+    const = tuple(_process(table.c[c], dialect, v) for c, v in zip(spec.const, const, strict=True))
+    per_row = [
+        (i, proc)
+        for i, c in enumerate(spec.cols)
+        if (proc := _row_processor(table.c[c], dialect)) is not None
+    ]
+    if per_row:
+        converted = []
+        for row in rows:
+            values = list(row)
+            for i, proc in per_row:
+                v = values[i]
+                if v is not None:
+                    values[i] = proc(v)
+            converted.append(tuple(values))
+        rows = converted
+    sql = _bulk_sql(conn, spec)
+    if dialect.name != "postgresql":
+        conn.exec_driver_sql(sql, [(*row, *const) for row in rows] if const else list(rows))
+        return
+    if spec.upsert_key:
+        quote = dialect.identifier_preparer.quote
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_stage_name(spec)} "
+            f"(LIKE {quote(table.name)}) ON COMMIT DELETE ROWS"
+        )
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    try:
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            write = copy.write_row
+            if const:
+                for row in rows:
+                    write((*row, *const))
+            else:
+                for row in rows:
+                    write(row)
+    except dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
+        raise sa_exc.IntegrityError(sql, None, exc) from exc
+    if spec.upsert_key:
+        names = ", ".join(quote(c) for c in (*spec.cols, *spec.const))
+        conn.exec_driver_sql(
+            f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM {_stage_name(spec)}"
+            + _on_conflict(conn, spec)
+        )
+
+
+def _row_processor(column: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    # Only processors that change what is stored matter; Boolean's (bool -> int on SQLite)
+    # binds identically, LargeBinary has none.
+    if isinstance(column.type, Boolean):
+        return None
+    proc: Callable[[Any], Any] | None = column.type._cached_bind_processor(dialect)
+    return proc
+
+
+def _process(column: Any, dialect: Any, value: Any) -> Any:
+    proc = column.type._cached_bind_processor(dialect)
+    return value if proc is None or value is None else proc(value)
 
 
 def _upsert(conn: Connection, table: Any, keys: list[str], *, newer: str | None = None) -> Insert:
