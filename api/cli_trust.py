@@ -97,6 +97,13 @@ class TrustConfig:
         return cfg
 
 
+# Spec §10.4 step 3b: say what a passing verification did not establish.
+_SELF_REGISTERED_NOTE = (
+    "  note: {n} device key(s) registered themselves: attested by the log operator and proof "
+    "of possession only, not by a regulator (--strict-keys refuses them)"
+)
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=code)
@@ -641,6 +648,12 @@ def register(app: typer.Typer) -> None:
         proofs: Path | None = typer.Option(
             None, "--export-proofs", help="Also write one .tlog-proof per entry here."
         ),
+        strict_keys: bool = typer.Option(
+            False,
+            "--strict-keys",
+            help="Refuse device keys that registered themselves (proof of possession only): "
+            "every producer key must be signed by a regulator key.",
+        ),
     ) -> None:
         """Verify a proof bundle offline and print the pack's verdict."""
         from ledger.bundle import bundle_tlog_proofs, verify_bundle
@@ -662,6 +675,7 @@ def register(app: typer.Typer) -> None:
                 origin=trust.origin,
                 at=at,
                 code=wanted,
+                require_regulator_keys=strict_keys,
             )
         except LedgerError as exc:
             raise _fail(f"{file}: {type(exc).__name__}: {exc}") from exc
@@ -670,6 +684,8 @@ def register(app: typer.Typer) -> None:
         for c in report.cosignatures:
             typer.echo(f"  cosigned by {c.name} at {c.timestamp}")
         typer.echo(f"entries {report.entries} verified ({report.registry} registry statements)")
+        if report.self_registered_keys:
+            typer.echo(_SELF_REGISTERED_NOTE.format(n=report.self_registered_keys))
         for e in report.events:
             step = e.event.get("bizStep", e.event.get("type"))
             extra = f" alerts {','.join(e.alerts)}" if e.alerts else ""
@@ -717,6 +733,12 @@ def register(app: typer.Typer) -> None:
         event_ids: bool = typer.Option(True, "--event-ids/--no-event-ids"),
         replay: bool = typer.Option(True, "--replay/--no-replay"),
         paths: bool = typer.Option(False, "--paths", help="Also check every event's path."),
+        strict_keys: bool = typer.Option(
+            False,
+            "--strict-keys",
+            help="Refuse device keys that registered themselves (proof of possession only): "
+            "every producer key must be signed by a regulator key.",
+        ),
     ) -> None:
         """Re-verify the whole log; exit 1 naming the first failing entry and why."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -781,6 +803,7 @@ def register(app: typer.Typer) -> None:
                     check_paths=paths,
                     map_fn=map_fn,
                     workers=workers,
+                    require_regulator_keys=strict_keys,
                 )
             if src is not None:
                 # The database's own projections must agree with the verified log.
@@ -801,3 +824,5 @@ def register(app: typer.Typer) -> None:
             f"  event ids recomputed: {report.event_ids_checked}; replayed: {report.replayed} "
             f"({report.alerts} alerts); {report.size / dt if dt else 0:,.0f} entries/s"
         )
+        if report.self_registered_keys:
+            typer.echo(_SELF_REGISTERED_NOTE.format(n=report.self_registered_keys))

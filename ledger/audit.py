@@ -5,7 +5,8 @@ re-checks, in one pass and O(log n) tree memory:
 
 * every leaf hash (against the stored one, when the store gives it) and the leaf's form;
 * the registry statements (org, key, key-revoke, product) and their signatures, following the
-  trust chain from the auditor's configured regulator keys (:class:`Registry`);
+  trust chain from the auditor's configured regulator keys, or proof of possession for a
+  device's self-registered key unless ``require_regulator_keys`` (:class:`Registry`);
 * every capture's signature, once per capture, with the producer key registered *before* the
   entry and not revoked, and each producer's seq/prev chain;
 * every event's exact bytes against its capture's signed ``events_root`` (the root is rebuilt
@@ -31,7 +32,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from ledger import lifecycle as lc
@@ -46,7 +47,6 @@ from ledger.capture import (
 from ledger.errors import (
     AuditFailure,
     ChainError,
-    CodeError,
     EncodingError,
     EpcisValidationError,
     HashMismatchError,
@@ -57,7 +57,7 @@ from ledger.errors import (
     SignatureError,
 )
 from ledger.eventhash import event_hash
-from ledger.identifiers import epc_to_canonical
+from ledger.journey import canonical_event
 from ledger.merkle import TreeBuilder, leaf_hash, root_of, verify_inclusion
 from ledger.note import Verifier, verify_checkpoint
 from ledger.signing import PublicKey, b64decode, key_id, pae
@@ -276,6 +276,8 @@ class KeyInfo:
         public_key: The Ed25519 public key.
         index: Log index from which the key is valid.
         revoked_index: Log index from which it is revoked, if it is.
+        self_signed: Registered by its own signature (proof of possession, SPEC §10.4 step
+            3b), not attested by a regulator key.
     """
 
     org: str
@@ -284,6 +286,7 @@ class KeyInfo:
     public_key: PublicKey
     index: int
     revoked_index: int | None = None
+    self_signed: bool = False
 
 
 _GS1: Final = "https://id.gs1.org"
@@ -309,18 +312,31 @@ class Registry:
     Trust chain (SPEC §10.4): the auditor configures regulator root keys (``trusted``, as
     note verifiers ``<name>+<hex id>+<base64(0x01 || key)>``). Org, key and key-revoke
     statements must be signed by such a root key or by a registered, unrevoked key of an
-    organisation whose role is ``regulator``. Product statements must be signed by a
-    registered, unrevoked key of the product's owner. Producer keys of events are looked up
-    here, as registered at a lower log index than the event.
+    organisation whose role is ``regulator``. A key statement may instead be signed by the
+    key it registers (a device's self-registration, SPEC §11.2): accepted when its org is
+    registered at a lower index, its name is ``{org}/...``, its signer is its name and its
+    ``key_id`` is the C2SP key ID of (name, key) — unless ``require_regulator_keys``. A
+    key-revoke statement may also be signed by a current key of the revoked key's org.
+    Product statements must be signed by a registered, unrevoked key of the product's
+    owner. Producer keys of events are looked up here, as registered at a lower log index
+    than the event.
 
     Args:
         trusted: The regulator root keys.
+        require_regulator_keys: Refuse self-registered keys: every key statement must be
+            signed by a regulator key (the org-token authorisation of a self-registration is
+            not on the log; this makes regulator attestation mandatory).
     """
 
-    def __init__(self, trusted: Sequence[Verifier] = ()) -> None:
+    def __init__(
+        self, trusted: Sequence[Verifier] = (), *, require_regulator_keys: bool = False
+    ) -> None:
         self.trusted: tuple[Verifier, ...] = tuple(trusted)
+        self.require_regulator_keys = require_regulator_keys
         self.orgs: dict[str, OrgInfo] = {}
         self.keys: dict[tuple[str, str], KeyInfo] = {}
+        # (org, key_id) of every key ever registered: a key is new for its org (SPEC §10.4).
+        self._org_key_ids: set[tuple[str, str]] = set()
         self.products: dict[str, lc.Product] = {}
         self.org_of: dict[str, str] = {}
         self.by_drug: dict[str, str] = {}
@@ -343,6 +359,11 @@ class Registry:
                 out.append(k.public_key)
         return out
 
+    @property
+    def self_registered(self) -> int:
+        """How many keys were registered on proof of possession alone (SPEC §10.4 step 3b)."""
+        return sum(1 for k in self.keys.values() if k.self_signed)
+
     @staticmethod
     def _valid(k: KeyInfo, index: int) -> bool:
         return k.index < index and (k.revoked_index is None or index < k.revoked_index)
@@ -358,9 +379,12 @@ class Registry:
             The verified statement object.
 
         Raises:
-            EncodingError: The leaf or statement is malformed or contradicts the leaf.
-            SignatureError: No acceptable signer key verifies the signature.
-            ChainError: A key statement for an unknown org or a revocation of an unknown key.
+            EncodingError: The leaf or statement is malformed or contradicts the leaf (e.g. a
+                key name outside its org, a key_id that is not the key's).
+            SignatureError: No acceptable signer key verifies the signature; or a
+                self-registered key while ``require_regulator_keys``.
+            ChainError: A key statement for an org not registered before it, a key already
+                registered for its org, or a revocation of an unknown or revoked key.
         """
         kind = leaf.get("kind")
         if not isinstance(kind, str) or kind not in STATEMENT_TYPES:
@@ -388,11 +412,6 @@ class Registry:
             if kind == "key-revoke":
                 # A revocation may also come from the org that owns the key (compromise).
                 keys += self._signer_keys(signer, index, regulator=False, org=st.get("org"))
-        if not keys:
-            raise SignatureError(
-                f"{what}: signer {signer!r} is not a trusted "
-                + ("key of the owner" if kind == "product" else "regulator key")
-            )
         # SPEC §10.4 step 4: Ed25519 over pae(statement type, bytes) by one of those keys.
         msg = pae(STATEMENT_PAYLOAD_TYPE, raw)
         last: SignatureError | None = None
@@ -403,12 +422,67 @@ class Registry:
             except SignatureError as e:
                 last = e
         else:
+            if kind == "key" and signer == st.get("name"):
+                # SPEC §10.4 step 3b: no regulator key signed it; a device may have registered
+                # itself (SPEC §11.2). Raises unless that path accepts it.
+                self._check_self_signed(index, st, sig, msg, what)
+                self._record(kind, st, index, what, self_signed=True)
+                return st
+            if not keys:
+                raise SignatureError(
+                    f"{what}: signer {signer!r} is not a trusted "
+                    + ("key of the owner" if kind == "product" else "regulator key")
+                )
             raise SignatureError(f"{what}: signature by {signer!r} does not verify") from last
         # SPEC §10.4 step 5: record it.
         self._record(kind, st, index, what)
         return st
 
-    def _record(self, kind: str, st: Mapping[str, Any], index: int, what: str) -> None:
+    def _check_self_signed(
+        self, index: int, st: Mapping[str, Any], sig: bytes, msg: bytes, what: str
+    ) -> None:
+        """SPEC §10.4 step 3b: a key statement self-signed by the key it registers.
+
+        The service accepted it on the org's bearer token (SPEC §11.2 step 3), which the log
+        does not carry: offline, the key is attested only by the log operator's inclusion
+        and by proof of possession. Every condition the log *does* show is checked here.
+        """
+        org_id = _str(st, "org", what)
+        name = _str(st, "name", what)
+        org = self.orgs.get(org_id)
+        if org is None or org.index >= index:
+            raise ChainError(
+                f"{what}: self-signed key {name!r} for an org not registered before this entry",
+                actual=org_id,
+            )
+        if not name.startswith(org_id + "/") or name == org_id + "/":
+            raise EncodingError(
+                f"{what}: key name must be '{{org}}/{{device}}' of the statement's org",
+                expected=f"{org_id}/...",
+                actual=name,
+            )
+        pub = PublicKey.from_bytes(b64decode(_str(st, "public_key", what)))
+        kid = key_id(name, pub.raw).hex()
+        if st.get("key_id") != kid:
+            raise EncodingError(
+                f"{what}: key_id does not match name and key", expected=kid, actual=st.get("key_id")
+            )
+        try:
+            pub.verify(sig, msg)
+        except SignatureError as e:
+            raise SignatureError(
+                f"{what}: {name!r} is neither signed by a regulator key nor by the key it "
+                "registers (no proof of possession)"
+            ) from e
+        if self.require_regulator_keys:
+            raise SignatureError(
+                f"{what}: {name!r} is self-registered (proof of possession only; its org-token "
+                "authorisation is not on the log) and regulator-signed keys are required"
+            )
+
+    def _record(
+        self, kind: str, st: Mapping[str, Any], index: int, what: str, *, self_signed: bool = False
+    ) -> None:
         if kind == "org":
             # Field names as api.statements writes them (gs1_prefixes, party_gln, locations of
             # {gln, city, province}); the older plain forms are accepted too.
@@ -437,24 +511,38 @@ class Registry:
             if org_id not in self.orgs:
                 raise ChainError(f"{what}: key for an unregistered org", actual=org_id)
             name = _str(st, "name", what)
+            # As the service's parser: the name is "{org}/{device}" of the statement's org, so
+            # a key's name always tells its org (revocations below rely on it).
+            if not name.startswith(org_id + "/") or name == org_id + "/":
+                raise EncodingError(
+                    f"{what}: key name must be '{{org}}/{{device}}' of the statement's org",
+                    expected=f"{org_id}/...",
+                    actual=name,
+                )
             pub = PublicKey.from_bytes(b64decode(_str(st, "public_key", what)))
             kid = key_id(name, pub.raw).hex()
             if "key_id" in st and st["key_id"] != kid:
                 raise EncodingError(
                     f"{what}: key_id does not match name and key", expected=kid, actual=st["key_id"]
                 )
-            self.keys[(name, kid)] = KeyInfo(org_id, name, kid, pub, index)
+            # As the service (409): a key is new for its org. Re-logging an old statement
+            # must not bring a revoked key back to life.
+            if (org_id, kid) in self._org_key_ids:
+                raise ChainError(f"{what}: key {kid} is already registered for {org_id!r}")
+            self._org_key_ids.add((org_id, kid))
+            self.keys[(name, kid)] = KeyInfo(org_id, name, kid, pub, index, None, self_signed)
         elif kind == "key-revoke":
             kid = _str(st, "key_id", what)
             org_id = _str(st, "org", what)
             found = [k for k in self.keys.values() if k.key_id == kid and k.org == org_id]
             if not found:
                 raise ChainError(f"{what}: revokes an unknown key", actual=kid)
-            for k in found:
-                if k.revoked_index is None:
-                    self.keys[(k.name, k.key_id)] = KeyInfo(
-                        k.org, k.name, k.key_id, k.public_key, k.index, index
-                    )
+            current = [k for k in found if k.revoked_index is None]
+            if not current:
+                # As the service (409): a key is revoked once.
+                raise ChainError(f"{what}: key {kid} is already revoked", actual=kid)
+            for k in current:
+                self.keys[(k.name, k.key_id)] = replace(k, revoked_index=index)
         else:  # product
             gtin = st.get("gtin")
             drug = st.get("nmpa_drug_id")
@@ -528,80 +616,7 @@ class Registry:
 
 # --------------------------------------------------------------------------- replay helpers
 
-_ID_LISTS: Final = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
-_CLASS_LISTS: Final = (
-    "quantityList",
-    "childQuantityList",
-    "inputQuantityList",
-    "outputQuantityList",
-)
-_SD_LISTS: Final = (("sourceList", "source"), ("destinationList", "destination"))
 _NMPA: Final = "urn:yima:nmpa:"
-
-
-def _canon_id(value: str, cache: dict[str, str], location: bool) -> str:
-    got = cache.get(value)
-    if got is None:
-        try:
-            got = epc_to_canonical(value)
-        except CodeError:
-            if not location:
-                raise
-            got = value  # non-GS1 location URIs stay as written
-        cache[value] = got
-    return got
-
-
-def canonical_event(
-    event: Mapping[str, Any], cache: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """The event with every identifier in canonical form: what the lifecycle rules see.
-
-    The same mapping as the service applies before its rules (SPEC §10.8 step 1); the logged
-    event stays exactly as signed.
-
-    Args:
-        event: The event as signed.
-        cache: Memo of identifier -> canonical form (identifiers repeat a lot).
-
-    Returns:
-        A copy with canonical object, class, location and source/destination identifiers.
-
-    Raises:
-        CodeError: An object identifier is malformed.
-    """
-    memo = {} if cache is None else cache
-    out = dict(event)
-    parent = event.get("parentID")
-    if isinstance(parent, str):
-        out["parentID"] = _canon_id(parent, memo, False)
-    for key in _ID_LISTS:
-        value = event.get(key)
-        if isinstance(value, list):
-            out[key] = [_canon_id(v, memo, False) if isinstance(v, str) else v for v in value]
-    for key in _CLASS_LISTS:
-        value = event.get(key)
-        if isinstance(value, list):
-            out[key] = [
-                {**q, "epcClass": _canon_id(q["epcClass"], memo, False)}
-                if isinstance(q, Mapping) and isinstance(q.get("epcClass"), str)
-                else q
-                for q in value
-            ]
-    for key in ("readPoint", "bizLocation"):
-        value = event.get(key)
-        if isinstance(value, Mapping) and isinstance(value.get("id"), str):
-            out[key] = {**value, "id": _canon_id(value["id"], memo, True)}
-    for list_key, item_key in _SD_LISTS:
-        value = event.get(list_key)
-        if isinstance(value, list):
-            out[list_key] = [
-                {**sd, item_key: _canon_id(sd[item_key], memo, True)}
-                if isinstance(sd, Mapping) and isinstance(sd.get(item_key), str)
-                else sd
-                for sd in value
-            ]
-    return out
 
 
 def gtin_of_codes(event: Mapping[str, Any], by_drug: Mapping[str, str]) -> dict[str, str]:
@@ -669,6 +684,8 @@ class AuditReport:
         alerts: Alerts the replay produced (each also matched a logged one).
         states: Final replayed item states (empty when replay is disabled).
         latest_checkpoint: The largest checkpoint size seen (0 if none).
+        self_registered_keys: Key statements accepted on proof of possession alone (signed by
+            the key they register, SPEC §10.4 step 3b), not attested by a regulator key.
     """
 
     size: int
@@ -684,6 +701,7 @@ class AuditReport:
     alerts: int
     states: Mapping[str, lc.ItemState] = field(default_factory=dict)
     latest_checkpoint: int = 0
+    self_registered_keys: int = 0
 
 
 @dataclass(slots=True)
@@ -720,6 +738,7 @@ class _Auditor:
         strict: bool,
         check_paths: bool,
         replay: bool,
+        require_regulator_keys: bool = False,
     ) -> None:
         self.log_verifiers = log_verifiers
         self.witness_verifiers = witness_verifiers
@@ -727,7 +746,7 @@ class _Auditor:
         self.strict = strict
         self.check_paths = check_paths
         self.replay = replay
-        self.registry = Registry(trusted_regulators)
+        self.registry = Registry(trusted_regulators, require_regulator_keys=require_regulator_keys)
         self.tree = TreeBuilder()
         self.heads: dict[str, tuple[CapturePayload, str]] = {}
         self.open: _OpenCapture | None = None
@@ -1112,6 +1131,7 @@ def audit(
     replay: bool = True,
     check_paths: bool = False,
     strict: bool = True,
+    require_regulator_keys: bool = False,
     map_fn: Callable[
         [Callable[[Sequence[bytes]], list[str]], Iterable[Sequence[bytes]]], Iterable[list[str]]
     ] = map,
@@ -1135,6 +1155,9 @@ def audit(
         check_paths: Also verify each event's stored path to its capture's events_root
             (the rebuilt events_root already binds every event byte).
         strict: Require every leaf to be RFC 8785 canonical.
+        require_regulator_keys: Refuse key statements that only their own key signed (a
+            device's self-registration, SPEC §10.4 step 3b): every producer key must then be
+            attested by a regulator key (``statement_signature`` at the first one).
         map_fn: ``map``-like callable used for the event-ID recomputation of each chunk, e.g.
             a process pool's ``map`` (results must come back in order).
         workers: How many batches each chunk's event IDs are split into for ``map_fn``.
@@ -1161,6 +1184,7 @@ def audit(
         strict,
         check_paths,
         replay,
+        require_regulator_keys,
     )
     expected = 0
     pending: tuple[Iterator[list[str]], list[tuple[int, str, bytes]]] | None = None
@@ -1251,4 +1275,5 @@ def audit(
         alerts=a.alerts,
         states=dict(a.states) if replay else {},
         latest_checkpoint=a.checkpoints[-1][0] if a.checkpoints else 0,
+        self_registered_keys=a.registry.self_registered,
     )

@@ -35,7 +35,6 @@ from ledger import lifecycle as lc
 from ledger.audit import (
     EVENT_KINDS,
     Registry,
-    canonical_event,
     event_bytes_of,
     gtin_of_codes,
     parse_leaf,
@@ -51,6 +50,7 @@ from ledger.errors import (
     ProofError,
     SignatureError,
 )
+from ledger.journey import canonical_event
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.note import (
     Checkpoint,
@@ -294,6 +294,9 @@ class BundleReport:
         alerts: Alerts the replay raised.
         anchor: The anchor, checked offline against the checkpoint, or None.
         at: The time the verdict is for.
+        self_registered_keys: Key statements in the bundle accepted on proof of possession
+            alone (a device's self-registration, SPEC §10.4 step 3b), not attested by a
+            regulator key.
     """
 
     code: str
@@ -307,6 +310,7 @@ class BundleReport:
     alerts: tuple[lc.Alert, ...]
     anchor: Mapping[str, Any] | None
     at: str
+    self_registered_keys: int = 0
 
 
 def _at_entry(index: int, e: LedgerError) -> LedgerError:
@@ -429,6 +433,7 @@ def verify_bundle(
     origin: str | None = None,
     at: str | None = None,
     code: str | None = None,
+    require_regulator_keys: bool = False,
 ) -> BundleReport:
     """Verify a bundle with public keys only and replay the pack's journey (SPEC §10.10-11).
 
@@ -443,6 +448,9 @@ def verify_bundle(
             else the last event's record time) — expiry depends on it.
         code: The code the user asked about; the bundle must be for it (the bundle's own
             ``code`` is not evidence, only the question).
+        require_regulator_keys: Refuse key statements signed only by the key they register
+            (a device's self-registration, SPEC §10.4 step 3b): every key must be attested by
+            a regulator key.
 
     Returns:
         The report with the verdict.
@@ -456,7 +464,8 @@ def verify_bundle(
         PolicyError: No trusted log signature, or the witness quorum is not met.
         ProofError: An inclusion proof, an event path or the anchor does not verify.
         HashMismatchError: An event's ID does not match its bytes.
-        ChainError: A key statement for an unregistered org.
+        ChainError: A key statement for an unregistered org, a key registered twice, or a
+            revocation of an unknown or revoked key.
     """
     b = data if isinstance(data, Bundle) else parse_bundle(data)
     if code is not None and code != b.code:
@@ -471,7 +480,7 @@ def verify_bundle(
             verify_inclusion(leaf_hash(e.leaf), e.index, cp.size, list(e.proof), cp.root_hash)
         except ProofError as err:
             raise _at_entry(e.index, err) from err
-    registry = Registry(trusted_regulators)
+    registry = Registry(trusted_regulators, require_regulator_keys=require_regulator_keys)
     payloads: dict[str, CapturePayload] = {}
     events: list[JourneyEvent] = []
     n_registry = 0
@@ -505,6 +514,7 @@ def verify_bundle(
         alerts=alerts,
         anchor=b.anchor,
         at=when,
+        self_registered_keys=registry.self_registered,
     )
 
 

@@ -9,7 +9,6 @@ event (the ingest path handles 1,000-event captures).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -22,8 +21,11 @@ from api.store import ItemUpdate
 from api.store import tables as t
 from ledger import lifecycle as lc
 from ledger.canonical import canonical_json
-from ledger.errors import CodeError
-from ledger.identifiers import Identifier, epc_to_canonical, gs1_check_digit, parse_code
+from ledger.identifiers import Identifier, parse_code
+
+# The one identifier canonicalisation (ledger.journey), shared with the audit and the bundle
+# verifier; re-exported here for the service modules that import it from common.
+from ledger.journey import canonical_id, canonical_location
 
 __all__ = [
     "ROLE_TO_LIFECYCLE",
@@ -31,7 +33,9 @@ __all__ = [
     "OrgInfo",
     "ProductInfo",
     "Registry",
+    "canonical_id",
     "canonical_item",
+    "canonical_location",
     "chunks",
     "item_update",
     "load_descendants",
@@ -333,42 +337,3 @@ def load_descendants(
                     nxt.append(row[0])
         frontier = nxt
     return out
-
-
-# Ids that are already in canonical form with only unreserved characters (so no percent-
-# encoding question arises): the common case for scanners that build events with the ledger's
-# builders. Only the check digit needs checking; everything else goes through the full parser.
-_CANONICAL_FAST = re.compile(
-    r"https://id\.gs1\.org/(?:01/(\d{14})/21/[A-Za-z0-9._-]{1,20}"
-    r"|00/(\d{18})|414/(\d{13})(?:/254/[A-Za-z0-9._-]{1,20})?)"
-)
-
-
-def _fast_canonical(value: str) -> bool:
-    m = _CANONICAL_FAST.fullmatch(value)
-    if m is None:
-        return False
-    key = m.group(1) or m.group(2) or m.group(3)
-    return int(key[-1]) == gs1_check_digit(key[:-1])
-
-
-def canonical_id(value: str, cache: dict[str, str]) -> str:
-    """Canonicalise one EPC/Digital Link id, memoised per request (ids repeat a lot).
-
-    Raises:
-        CodeError: Malformed id.
-    """
-    got = cache.get(value)
-    if got is None:
-        got = value if _fast_canonical(value) else epc_to_canonical(value)
-        cache[value] = got
-    return got
-
-
-def canonical_location(value: str, cache: dict[str, str]) -> str:
-    """Like :func:`canonical_id` but leaves non-GS1 location URIs as written."""
-    try:
-        return canonical_id(value, cache)
-    except CodeError:
-        cache[value] = value
-        return value

@@ -23,11 +23,11 @@ from api.auth import Caller
 from api.container import Container
 from api.errors import BadRequest, NotFound
 from api.services.common import canonical_id, canonical_location
-from api.services.ingest import canonical_event
 from api.store import tables as t
 from ledger import lifecycle as lc
 from ledger.epcis import epc_list_of
 from ledger.errors import CodeError
+from ledger.journey import canonical_event
 
 __all__ = [
     "MAX_PER_PAGE",

@@ -16,8 +16,9 @@ from api.auth import Caller
 from api.container import Container
 from api.errors import PermissionDenied
 from api.services.common import load_products
-from api.services.ingest import CaptureReceipt, canonical_event, ingest_capture
+from api.services.ingest import CaptureReceipt, ingest_capture
 from ledger import lifecycle as lc
+from ledger.journey import canonical_event
 
 __all__ = ["RECALL_STEPS", "submit_recall"]
 

@@ -12,11 +12,13 @@ import json
 from typing import Any
 
 import pytest
-from api_world import CREATED, World, commission, seed, sgtin
+from api_world import CREATED, World, commission, enc, seed, sgtin
 
 from api.statements import key_statement, revoke_statement, sign_statement
-from ledger.audit import audit
+from ledger.audit import AuditReport, audit
+from ledger.bundle import verify_bundle
 from ledger.capture import build_capture, to_wire
+from ledger.errors import AuditFailure, SignatureError
 from ledger.note import Signer, Verifier
 from ledger.signing import PrivateKey
 from scanner.keys import DeviceKey
@@ -167,26 +169,70 @@ def test_org_revokes_its_own_device_keys(world: World) -> None:
     assert _post_key(world, "huaxin", _self_signed("huaxin", d2, k2), "huaxin").status_code == 409
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger.audit (SPEC §10.4) trusts key statements signed by regulator keys only; "
-    "a self-registered device key (spec §11.2) is not yet an accepted signer there",
-)
-def test_audit_accepts_self_registered_device_keys(world: World) -> None:
-    name, key = _device("huaxin", "line1")
-    assert (
-        _post_key(world, "huaxin", _self_signed("huaxin", name, key), "huaxin").status_code == 201
-    )
-    assert _capture(world, "huaxin", name, key).status_code == 200
+def _audit(world: World, *, strict: bool = False) -> AuditReport:
+    """The full audit (spec §10.5-10.8) of the service's log with public keys only."""
     size = world.size()
     entries = world.client.get(f"/v1/log/entries?start=0&end={size}").json()["entries"]
     note = world.client.get("/v1/log/checkpoint").content
     log_vkey = world.client.get("/v1/log/keys").json()["log_vkey"]
     root = Verifier.parse_vkey(Signer("nmpa/k1", world.keys["nmpa"]).vkey())
-    audit(
+    return audit(
         [(e["index"], base64.b64decode(e["leaf"]), None) for e in entries],
         [(size, note)],
         log_verifiers=[Verifier.parse_vkey(log_vkey)],
         trusted_regulators=[root],
-        replay=False,
+        require_regulator_keys=strict,
     )
+
+
+def test_audit_accepts_self_registered_device_keys(world: World) -> None:
+    name, key = _device("huaxin", "line1")
+    r = _post_key(world, "huaxin", _self_signed("huaxin", name, key), "huaxin")
+    assert r.status_code == 201
+    key_index = r.json()["index"]
+    assert _capture(world, "huaxin", name, key).status_code == 200
+    report = _audit(world)
+    assert report.self_registered_keys == 1 and report.replayed >= 1
+    # A verifier that wants every key attested by a regulator refuses it, at its entry.
+    with pytest.raises(AuditFailure) as info:
+        _audit(world, strict=True)
+    assert (info.value.reason, info.value.index) == ("statement_signature", key_index)
+    assert "self-registered" in str(info.value)
+
+
+def test_audit_accepts_device_key_revocations(world: World) -> None:
+    """Both revocations the service accepts (spec §11.2 step 4) pass the audit too."""
+    d1, k1 = _device("huaxin", "line1")
+    d2, k2 = _device("huaxin", "line2")
+    for name, key in ((d1, k1), (d2, k2)):
+        assert _post_key(world, "huaxin", _self_signed("huaxin", name, key), "huaxin").status_code
+    assert _capture(world, "huaxin", d1, k1).status_code == 200
+    # The device revokes itself; another current key of the org revokes the lost one.
+    assert _revoke(world, "huaxin", DeviceKey(d1, k1).key_id, d1, k1, "huaxin").status_code == 201
+    r = _revoke(
+        world, "huaxin", DeviceKey(d2, k2).key_id, "huaxin/k1", world.keys["huaxin"], "huaxin"
+    )
+    assert r.status_code == 201
+    report = _audit(world)
+    assert report.self_registered_keys == 2
+
+
+def test_offline_bundle_of_a_device_signed_item(world: World) -> None:
+    name, key = _device("huaxin", "line1")
+    r = _post_key(world, "huaxin", _self_signed("huaxin", name, key), "huaxin")
+    assert r.status_code == 201
+    key_index = r.json()["index"]
+    assert _capture(world, "huaxin", name, key).status_code == 200
+    data = world.client.get(
+        f"/v1/items/{enc(sgtin(500))}/bundle",
+        headers=world.auth("huaxin"),
+    ).content
+    keys = world.client.get("/v1/log/keys").json()
+    policy: dict[str, Any] = {
+        "log_verifiers": [Verifier.parse_vkey(keys["log_vkey"])],
+        "trusted_regulators": [Verifier.parse_vkey(Signer("nmpa/k1", world.keys["nmpa"]).vkey())],
+    }
+    report = verify_bundle(data, **policy, code=sgtin(500))
+    assert report.self_registered_keys == 1 and report.state is not None
+    with pytest.raises(SignatureError, match=f"entry {key_index}: .*self-registered"):
+        verify_bundle(data, **policy, require_regulator_keys=True)

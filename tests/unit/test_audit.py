@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -18,11 +19,15 @@ from typing import Any
 
 import pytest
 
-from ledger.audit import Registry, audit, lifecycle_role, parse_leaf
+from ledger import audit as audit_mod
+from ledger import journey
+from ledger.audit import STATEMENT_PAYLOAD_TYPE, Registry, audit, lifecycle_role, parse_leaf
 from ledger.canonical import canonical_json
-from ledger.errors import AuditFailure, EncodingError
+from ledger.errors import AuditFailure, CodeError, EncodingError
+from ledger.identifiers import epc_to_canonical, gs1_check_digit
 from ledger.merkle import MemoryHashStore, leaf_hash
 from ledger.note import Checkpoint
+from ledger.signing import PrivateKey, key_id, pae
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import bench_audit as ba
@@ -430,3 +435,318 @@ def test_canonical_leaf_check_fast_and_slow_paths(leaf: bytes, ok: bool) -> None
     else:
         with pytest.raises(EncodingError):
             parse_leaf(leaf)
+
+
+# --------------------------------------------------------------------------- device keys
+
+
+def _key_leaf(
+    w: ba.LogWriter,
+    org_id: str,
+    device: str,
+    *,
+    sign_with: PrivateKey | None = None,
+    **changes: Any,
+) -> tuple[bytes, str, PrivateKey]:
+    """A ``key`` leaf self-signed by the key it registers (spec §11.2), with ``changes``."""
+    name = f"{org_id}/{device}"
+    key = ba.demo_key("device:" + name)
+    st = {
+        "type": "yima.key/v1",
+        "org": org_id,
+        "name": name,
+        "public_key": base64.b64encode(key.public_key.raw).decode(),
+        "key_id": key_id(name, key.public_key.raw).hex(),
+        "signer": name,
+        "created": "2026-01-01T00:00:00Z",
+        **changes,
+    }
+    raw = canonical_json({k: v for k, v in st.items() if v is not None})
+    sig = (sign_with or key).sign(pae(STATEMENT_PAYLOAD_TYPE, raw))
+    leaf = {
+        "v": 1,
+        "kind": "key",
+        "statement": base64.b64encode(raw).decode(),
+        "signature": base64.b64encode(sig).decode(),
+        "signer": st["signer"],
+        "record_time": "2026-01-01T00:00:00Z",
+    }
+    return canonical_json(leaf), name, key
+
+
+def _revoke_leaf(w: ba.LogWriter, org_id: str, kid: str, signer: str, key: PrivateKey) -> int:
+    """Log a key-revoke statement as the service writes it (not checked by the writer)."""
+    st = {
+        "type": "yima.key-revoke/v1",
+        "org": org_id,
+        "key_id": kid,
+        "reason": "lost",
+        "signer": signer,
+        "created": "2026-01-01T00:00:00Z",
+    }
+    raw = canonical_json(st)
+    sig = key.sign(pae(STATEMENT_PAYLOAD_TYPE, raw))
+    leaf = {
+        "v": 1,
+        "kind": "key-revoke",
+        "statement": base64.b64encode(raw).decode(),
+        "signature": base64.b64encode(sig).decode(),
+        "signer": signer,
+        "record_time": "2026-01-01T00:00:00Z",
+    }
+    return w._append(canonical_json(leaf))
+
+
+def _device_log() -> tuple[ba.LogWriter, int, str, PrivateKey]:
+    """The bench world plus a pharmacy till that registered itself and signed a capture."""
+    w = ba.LogWriter()
+    ba.world(w)
+    leaf, name, key = _key_leaf(w, "ph1", "till-1")
+    key_index = w._append(leaf)
+    w.registry.apply(key_index, parse_leaf(leaf))
+    code = f"{ba.DL}/01/{ba.GTIN}/21/T1"
+    w.capture("mfr", [ba._event("commission", code, 0)], "2026-01-31T08:00:00Z")
+    w.capture("mfr", [ba._event("ship", code, 1)], "2026-01-31T08:00:00Z")
+    w.producers["ph1"] = (name, key)
+    w.capture("ph1", [ba._event("receive", code, 2)], "2026-01-31T08:00:00Z")
+    w.checkpoint()
+    return w, key_index, name, key
+
+
+def test_self_registered_device_key_is_accepted_unless_strict() -> None:
+    w, key_index, name, _ = _device_log()
+    report = audit(w.entries(), w.checkpoints, **policy(w))
+    assert report.self_registered_keys == 1 and report.replayed == 3 and report.alerts == 0
+    err = expect(
+        "statement_signature",
+        key_index,
+        lambda: audit(w.entries(), w.checkpoints, **policy(w), require_regulator_keys=True),
+    )
+    assert "self-registered" in str(err) and name in str(err)
+    # Regulator-signed keys are unaffected by the strict flag.
+    plain = ba.build_log(8, 4)
+    ok = audit(plain.entries(), plain.checkpoints, **policy(plain), require_regulator_keys=True)
+    assert ok.size == len(plain.leaves) and ok.self_registered_keys == 0
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("org_not_yet_registered", "statement"),
+        ("key_id_mismatch", "statement"),
+        ("key_id_missing", "statement"),
+        ("name_of_another_org", "statement"),
+        ("signed_by_another_key", "statement_signature"),
+    ],
+)
+def test_self_signed_key_statement_refusals(case: str, reason: str) -> None:
+    w = ba.LogWriter()
+    ba.world(w)
+    if case == "org_not_yet_registered":
+        leaf, _, _ = _key_leaf(w, "ph2", "till-1")
+    elif case == "key_id_mismatch":
+        leaf, _, _ = _key_leaf(w, "ph1", "till-1", key_id="00000000")
+    elif case == "key_id_missing":
+        leaf, _, _ = _key_leaf(w, "ph1", "till-1", key_id=None)
+    elif case == "name_of_another_org":
+        # A pharmacy "registering" a key under the manufacturer's name.
+        k = ba.demo_key("device:mfr/x")
+        leaf, _, _ = _key_leaf(
+            w,
+            "ph1",
+            "x",
+            name="mfr/x",
+            signer="mfr/x",
+            key_id=key_id("mfr/x", k.public_key.raw).hex(),
+        )
+    else:
+        # Someone else's public key: no proof of possession.
+        leaf, _, _ = _key_leaf(w, "ph1", "till-1", sign_with=ba.demo_key("thief"))
+    bad = w._append(leaf)
+    # The org registered only afterwards does not make the earlier statement acceptable.
+    w.add_org("ph2", "pharmacy", gln="6909999000029", locations=[])
+    w.checkpoint()
+    expect(reason, bad, lambda: audit(w.entries(), w.checkpoints, **policy(w)))
+
+
+def test_device_key_revocations_mirror_the_service() -> None:
+    """A current key of the key's own org (or a regulator) revokes it, once (spec §11.2 step 4)."""
+    ph1_kid = key_id("ph1/line1", ba.demo_key("producer:ph1/line1").public_key.raw).hex()
+    # Another org's key cannot revoke the till's key.
+    w, _, name, key = _device_log()
+    kid = key_id(name, key.public_key.raw).hex()
+    mfr_name, mfr_key = w.producers["mfr"]
+    bad = _revoke_leaf(w, "ph1", kid, mfr_name, mfr_key)
+    w.checkpoint()
+    expect("statement_signature", bad, lambda: audit(w.entries(), w.checkpoints, **policy(w)))
+
+    # The till revokes itself: the revocation passes, its later captures fail, and the revoked
+    # key signs nothing more, not even a revocation.
+    w, _, name, key = _device_log()
+    at = _revoke_leaf(w, "ph1", kid, name, key)
+    w.checkpoint()
+    assert audit(w.entries(), w.checkpoints, **policy(w)).size == at + 1
+    late = w.capture(
+        "ph1", [ba._event("dispense", f"{ba.DL}/01/{ba.GTIN}/21/T1", 3)], "2026-02-01T08:00:00Z"
+    )
+    w.checkpoint()
+    expect("producer_key", late[0], lambda: audit(w.entries(), w.checkpoints, **policy(w)))
+    w, _, name, key = _device_log()
+    _revoke_leaf(w, "ph1", kid, name, key)
+    by_revoked = _revoke_leaf(w, "ph1", ph1_kid, name, key)
+    w.checkpoint()
+    expect(
+        "statement_signature", by_revoked, lambda: audit(w.entries(), w.checkpoints, **policy(w))
+    )
+
+    # Another current key of the org revokes a lost till; revoking it again is refused.
+    w, _, name, key = _device_log()
+    ph1_key = ba.demo_key("producer:ph1/line1")
+    first = _revoke_leaf(w, "ph1", kid, "ph1/line1", ph1_key)
+    w.checkpoint()
+    assert audit(w.entries(), w.checkpoints, **policy(w)).size == first + 1
+    twice = _revoke_leaf(w, "ph1", kid, "ph1/line1", ph1_key)
+    w.checkpoint()
+    err = expect("statement", twice, lambda: audit(w.entries(), w.checkpoints, **policy(w)))
+    assert "already revoked" in str(err)
+
+
+def test_revoked_device_key_cannot_be_brought_back() -> None:
+    """Re-logging the old self-signed statement after a revocation (the service says 409)."""
+    w, key_index, name, key = _device_log()
+    _revoke_leaf(w, "ph1", key_id(name, key.public_key.raw).hex(), name, key)
+    again = w._append(w.leaves[key_index])
+    w.checkpoint()
+    err = expect("statement", again, lambda: audit(w.entries(), w.checkpoints, **policy(w)))
+    assert "already registered" in str(err)
+
+
+# --------------------------------------------------------------------------- canonical events
+
+
+def test_one_canonical_event_for_service_audit_and_bundles() -> None:
+    import ledger.bundle as bd
+    from api.services import epcis_query, recalls
+    from api.services import ingest as svc
+
+    assert audit_mod.canonical_event is journey.canonical_event
+    assert bd.canonical_event is journey.canonical_event
+    assert recalls.canonical_event is epcis_query.canonical_event is journey.canonical_event
+    urn = "urn:epc:id:sgtin:6901234.000001.S1"
+    events: list[dict[str, Any]] = [
+        ba._event(kind, f"{ba.DL}/01/{ba.GTIN}/21/C{n}", n)
+        for n, kind in enumerate(("commission", "ship", "receive", "dispense"))
+    ]
+    events += [
+        {
+            "type": "AggregationEvent",
+            "parentID": "urn:epc:id:sscc:6901234.0000000001",
+            "childEPCs": [urn, f"https://example.com/01/{ba.GTIN}/21/S2", 7],
+            "childQuantityList": [
+                {"epcClass": "urn:epc:class:lgtin:6901234.000001.B1", "quantity": 2},
+                {"quantity": 1},
+                "junk",
+            ],
+            "readPoint": {"id": "urn:epc:id:sgln:6901234.00002.0"},
+            "bizLocation": {"id": "urn:example:warehouse:7"},
+            "sourceList": [{"type": "location", "source": "urn:example:dock:1"}, "junk"],
+            "destinationList": [
+                {"type": "owning_party", "destination": "urn:epc:id:pgln:6909999.00001"}
+            ],
+        },
+        {"type": "ObjectEvent", "epcList": ["not a code"]},
+        # A non-GS1 location is kept as written and memoised so: with a shared cache, the same
+        # string as an object id is then passed through too (both implementations agree).
+        {"type": "ObjectEvent", "readPoint": {"id": "urn:x:1"}},
+        {"type": "ObjectEvent", "epcList": ["urn:x:1"]},
+    ]
+
+    def run(fn: Callable[..., dict[str, Any]], ev: dict[str, Any], cache: dict[str, str]) -> Any:
+        try:
+            return fn(ev, cache)
+        except CodeError as e:
+            return type(e).__name__
+
+    for shared in (False, True):
+        ours: dict[str, str] = {}
+        theirs: dict[str, str] = {}
+        for ev in events:
+            a = run(journey.canonical_event, ev, ours if shared else {})
+            b = run(svc.canonical_event, ev, theirs if shared else {})
+            assert a == b, ev
+    assert run(journey.canonical_event, events[-3], {}) == run(
+        journey.canonical_event, events[-1], {}
+    )
+    assert journey.canonical_event(events[-2])["readPoint"] == {"id": "urn:x:1"}
+    cache: dict[str, str] = {}
+    journey.canonical_event(events[-2], cache)
+    assert journey.canonical_event(events[-1], cache)["epcList"] == ["urn:x:1"]
+
+
+def test_canonical_fast_path_equals_the_full_parser() -> None:
+    """Ids the fast path passes through unchanged are exactly what epc_to_canonical returns."""
+    rnd = random.Random(8785)
+    chars = "ABCXYZabcz0123456789._-"
+
+    def digits(n: int) -> str:
+        return "".join(rnd.choice("0123456789") for _ in range(n))
+
+    def with_check(body: str) -> str:
+        return body + str(gs1_check_digit(body))
+
+    def serial() -> str:
+        return "".join(rnd.choice(chars) for _ in range(rnd.randint(1, 20)))
+
+    samples = []
+    for _ in range(2000):
+        samples += [
+            f"{ba.DL}/01/{with_check(digits(13))}/21/{serial()}",
+            f"{ba.DL}/00/{with_check(digits(17))}",
+            f"{ba.DL}/414/{with_check(digits(12))}",
+            f"{ba.DL}/414/{with_check(digits(12))}/254/{serial()}",
+        ]
+    samples += [f"{ba.DL}/01/{with_check('0' * 13)}/21/{s}" for s in (".", "-", "_", "0", "A" * 20)]
+    for v in samples:
+        assert journey._fast_canonical(v), v
+        assert journey.canonical_id(v, {}) == epc_to_canonical(v) == v
+    # A wrong check digit is not passed through: the full parser refuses it.
+    bad = f"{ba.DL}/01/{ba.GTIN[:-1]}{(int(ba.GTIN[-1]) + 1) % 10}/21/X"
+    assert not journey._fast_canonical(bad)
+    with pytest.raises(CodeError):
+        journey.canonical_id(bad, {})
+
+
+def test_cli_strict_keys_refuses_self_registered_keys(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from api.cli_trust import register
+    from ledger.bundle import build_bundle
+
+    app = typer.Typer()
+    register(app)
+    app.callback()(lambda: None)
+    w, key_index, _, _ = _device_log()
+    _export(w, tmp_path)
+    keys = ["--keys", str(tmp_path / "keys.json")]
+    ok = CliRunner().invoke(app, ["audit", "--dir", str(tmp_path), *keys])
+    assert ok.exit_code == 0, ok.output
+    assert "1 device key(s) registered themselves" in ok.output
+    bad = CliRunner().invoke(app, ["audit", "--dir", str(tmp_path), *keys, "--strict-keys"])
+    assert bad.exit_code == 1
+    assert f"entry {key_index}: statement_signature" in bad.stderr
+    # verify-bundle: the same flag, the same refusal.
+    size, note = w.checkpoints[-1]
+    code = f"{ba.DL}/01/{ba.GTIN}/21/T1"
+    bundle = tmp_path / "t1.bundle.json"
+    bundle.write_bytes(
+        build_bundle(
+            code, note, [(i, x, w.store.inclusion_proof(i, size)) for i, x in enumerate(w.leaves)]
+        )
+    )
+    ok = CliRunner().invoke(app, ["verify-bundle", str(bundle), *keys])
+    assert ok.exit_code == 0, ok.output
+    assert "1 device key(s) registered themselves" in ok.output
+    bad = CliRunner().invoke(app, ["verify-bundle", str(bundle), *keys, "--strict-keys"])
+    assert bad.exit_code == 1
+    assert f"entry {key_index}: key statement" in bad.stderr and "self-registered" in bad.stderr

@@ -12,6 +12,7 @@ import pytest
 
 from ledger import bundle as bd
 from ledger.errors import (
+    ChainError,
     EncodingError,
     LedgerError,
     PolicyError,
@@ -20,6 +21,7 @@ from ledger.errors import (
 )
 from ledger.merkle import leaf_hash
 from ledger.note import Verifier
+from ledger.signing import key_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import bench_audit as ba
@@ -322,3 +324,69 @@ def test_tlog_proofs_round_trip_and_verify(log: Any) -> None:
         bd.parse_tlog_proof(b"c2sp.org/tlog-proof@v2\nindex 1\n\n" + parsed.checkpoint)
     with pytest.raises(EncodingError):
         bd.parse_tlog_proof(b"c2sp.org/tlog-proof@v1\nindex 01\n\n" + parsed.checkpoint)
+
+
+def test_self_registered_device_key_in_a_bundle() -> None:
+    """A capture signed by a key the device registered itself (spec §10.4 step 3b, §11.2)."""
+    w = ba.LogWriter(origin="yima.example/log/test")
+    ba.world(w)
+    name = "ph1/till-1"
+    key = ba.demo_key("device:" + name)
+    fields = {
+        "org": "ph1",
+        "name": name,
+        "public_key": base64.b64encode(key.public_key.raw).decode(),
+        "key_id": key_id(name, key.public_key.raw).hex(),
+    }
+    key_index = w.statement("key", fields, name, key)  # signed by the key it registers
+    pack = PACKS[0]
+    ilmd = {"cbvmda:lotNumber": "B1", "cbvmda:itemExpirationDate": "2027-06-30"}
+    events = w.capture(
+        "mfr",
+        [
+            _ev(
+                "ObjectEvent", "01T08:00", ba.FACTORY, epcList=[pack], action="ADD",
+                bizStep="commissioning", disposition="active", ilmd=ilmd,
+            ),
+            _ev(
+                "ObjectEvent", "02T08:00", ba.FACTORY, epcList=[pack], action="OBSERVE",
+                bizStep="shipping", disposition="in_transit",
+                destinationList=[{"type": "location", "destination": ba.PHARMACY}],
+            ),
+        ],
+        "2026-02-02T02:00:00Z",
+    )  # fmt: skip
+    w.producers["ph1"] = (name, key)
+    events += w.capture(
+        "ph1",
+        [
+            _ev(
+                "ObjectEvent", "03T08:00", ba.PHARMACY, epcList=[pack], action="OBSERVE",
+                bizStep="receiving", disposition="in_progress",
+            )
+        ],
+        "2026-02-03T02:00:00Z",
+    )  # fmt: skip
+    w.checkpoint(witnesses=2)
+    data = make_bundle(w, pack, events)
+    report = bd.verify_bundle(data, **policy(w))
+    assert report.self_registered_keys == 1 and report.state is not None
+    assert [e.org for e in report.events][-1] == "ph1"
+    with pytest.raises(
+        SignatureError, match=f"entry {key_index}: key statement: .*self-registered"
+    ):
+        bd.verify_bundle(data, **policy(w), require_regulator_keys=True)
+    # Without the org's entries in the bundle, the self-signed key has nothing to chain to.
+    size, note = w.checkpoints[-1]
+    ph1_entries = {2, 4}  # ba.world: orgs nmpa, mfr, ph1; keys mfr/line1, ph1/line1; product
+    statements = [
+        json.loads(base64.b64decode(json.loads(w.leaves[i])["statement"])) for i in (2, 4)
+    ]
+    assert [st.get("id", st.get("org")) for st in statements] == ["ph1", "ph1"]
+    kept = [
+        (i, w.leaves[i], w.store.inclusion_proof(i, size))
+        for i in range(size)
+        if i not in ph1_entries and (b'"kind":"event"' not in w.leaves[i] or i in events)
+    ]
+    with pytest.raises(ChainError, match=f"entry {key_index}: .*org not registered before"):
+        bd.verify_bundle(bd.build_bundle(pack, note, kept), **policy(w))
