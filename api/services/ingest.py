@@ -31,8 +31,6 @@ from api.errors import Conflict, PermissionDenied
 from api.services.common import (
     KeyInfo,
     Registry,
-    canonical_id,
-    canonical_location,
     chunks,
     item_update,
     load_keys,
@@ -47,19 +45,16 @@ from ledger import lifecycle as lc
 from ledger.capture import CapturePayload, from_wire, verify_chain, verify_signed_capture
 from ledger.epcis import validate_event
 from ledger.errors import AuthorizationError, ConflictError, HashMismatchError
+from ledger.journey import CLASS_LISTS, canonical_event
 from ledger.signing import PublicKey, b64encode
 
 __all__ = [
     "CaptureReceipt",
     "EventResult",
-    "canonical_event",
     "ingest_capture",
     "receipt_from_leaves",
 ]
 
-_ID_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
-_CLASS_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
-_SD_LISTS = (("sourceList", "source"), ("destinationList", "destination"))
 _CLASS_STEPS = frozenset({lc.STEP_RECALL, lc.STEP_RECALL_LIFT, lc.STEP_QUARANTINE, lc.STEP_RELEASE})
 
 
@@ -124,50 +119,9 @@ def receipt_from_leaves(
     return CaptureReceipt(capture_id, producer, seq, duplicate, results, checkpoint, size)
 
 
-def canonical_event(event: Mapping[str, Any], cache: dict[str, str]) -> dict[str, Any]:
-    """A copy of ``event`` with every identifier in canonical form, for the lifecycle rules.
-
-    The logged event stays exactly as signed; only the rules see this copy (spec §8.4 step 4).
-
-    Raises:
-        CodeError: An object identifier is malformed.
-    """
-    out = dict(event)
-    parent = event.get("parentID")
-    if isinstance(parent, str):
-        out["parentID"] = canonical_id(parent, cache)
-    for key in _ID_LISTS:
-        value = event.get(key)
-        if isinstance(value, list):
-            out[key] = [canonical_id(v, cache) if isinstance(v, str) else v for v in value]
-    for key in _CLASS_LISTS:
-        value = event.get(key)
-        if isinstance(value, list):
-            out[key] = [
-                {**q, "epcClass": canonical_id(q["epcClass"], cache)}
-                if isinstance(q, Mapping) and isinstance(q.get("epcClass"), str)
-                else q
-                for q in value
-            ]
-    for key in ("readPoint", "bizLocation"):
-        value = event.get(key)
-        if isinstance(value, Mapping) and isinstance(value.get("id"), str):
-            out[key] = {**value, "id": canonical_location(value["id"], cache)}
-    for list_key, item_key in _SD_LISTS:
-        value = event.get(list_key)
-        if isinstance(value, list):
-            out[list_key] = [
-                {**sd, item_key: canonical_location(sd[item_key], cache)}
-                if isinstance(sd, Mapping) and isinstance(sd.get(item_key), str)
-                else sd
-                for sd in value
-            ]
-    return out
-
-
 def _class_codes(event: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
-    for key in _CLASS_LISTS:
+    for key in CLASS_LISTS:
         value = event.get(key)
         if isinstance(value, list):
             out.extend(
