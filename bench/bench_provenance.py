@@ -7,13 +7,19 @@ the leaves have the real envelope shape but placeholder signatures and no Merkle
 the data measures the *query path* only (the goal: p99 <= 10 ms), not verification.
 
 The demo world is registered first (so an HTTP run has orgs and tokens); then, for
-``--queries`` pack codes drawn at random (fixed seed), the wall time of
-:func:`api.services.items.get_history` (one read transaction: item state, own entries, the
-case's entries inside the packing window, lot entries) is recorded; ``--http`` also times
-``GET /v1/items/{code}/history`` through TestClient. A warm-up of 100 other codes runs first.
+``--queries`` pack codes drawn at random (fixed seed), the wall time and the CPU time of the
+querying thread of :func:`api.services.items.get_history` (one statement for the item, its
+product, own and lot entries; one more for the case's entries, cut by the packing window) are
+recorded; ``--http`` also times ``GET /v1/items/{code}/history`` through TestClient (CPU time
+of the whole process there). A warm-up of 100 other codes runs first. ``--rounds N`` repeats
+the timed queries and reports the median p50/p99 of the rounds (the machine may be shared: CPU
+time is the steadier figure; on SQLite it includes the database engine's work, on PostgreSQL
+only the client's).
 
-Usage: ``python bench/bench_provenance.py [--items N] [--events N] [--queries N] [--quick]
-[--http] [--no-pg] [--no-sqlite] [--keep DIR]``; ``YIMA_BENCH_PG_URL`` overrides PostgreSQL.
+Usage: ``python bench/bench_provenance.py [--items N] [--events N] [--queries N] [--rounds N]
+[--quick] [--http] [--no-pg] [--no-sqlite] [--keep DIR] [--pg-schema NAME] [--reuse]``;
+``YIMA_BENCH_PG_URL`` overrides PostgreSQL. ``--keep`` (SQLite) and ``--pg-schema``
+(PostgreSQL) keep the filled database; with ``--reuse`` a kept one is queried, not reloaded.
 """
 
 from __future__ import annotations
@@ -28,15 +34,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from api.auth import Caller
 from api.container import Container
 from api.services.items import get_history
+from api.store.db import normalize_url
 from fixtures import generate, world
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -152,15 +160,58 @@ def _pct(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[k]
 
 
-def time_queries(fn: Callable[[str], Any], codes: list[str]) -> tuple[float, float, float]:
-    """(p50, p99, mean) in milliseconds of ``fn(code)`` over ``codes``."""
+@dataclass(frozen=True)
+class Timing:
+    """Percentiles in milliseconds of one round: wall clock and CPU time of this thread."""
+
+    p50: float
+    p99: float
+    mean: float
+    cpu_p50: float
+    cpu_p99: float
+
+
+def time_queries(
+    fn: Callable[[str], Any], codes: list[str], cpu_clock: Callable[[], float] = time.thread_time
+) -> Timing:
+    """Wall and CPU p50/p99/mean in milliseconds of ``fn(code)`` over ``codes``.
+
+    ``cpu_clock`` is this thread's CPU time by default; the HTTP runs pass the process's
+    (TestClient serves the request on another thread).
+    """
     ms: list[float] = []
+    cpu: list[float] = []
     for code in codes:
+        c0 = cpu_clock()
         t0 = time.perf_counter()
         fn(code)
         ms.append((time.perf_counter() - t0) * 1000)
+        cpu.append((cpu_clock() - c0) * 1000)
+    mean = statistics.fmean(ms)
     ms.sort()
-    return _pct(ms, 0.50), _pct(ms, 0.99), statistics.fmean(ms)
+    cpu.sort()
+    return Timing(_pct(ms, 0.50), _pct(ms, 0.99), mean, _pct(cpu, 0.50), _pct(cpu, 0.99))
+
+
+def median_timing(rounds: list[Timing]) -> Timing:
+    """Field-wise median of several rounds (robust against a burst of load in one round)."""
+    return Timing(
+        *(
+            statistics.median(getattr(r, f) for r in rounds)
+            for f in ("p50", "p99", "mean", "cpu_p50", "cpu_p99")
+        )
+    )
+
+
+def _report(label: str, rounds: list[Timing]) -> str:
+    m = median_timing(rounds)
+    spread = ""
+    if len(rounds) > 1:
+        spread = f" (rounds p99 {min(r.p99 for r in rounds):.2f}–{max(r.p99 for r in rounds):.2f})"
+    return (
+        f"{label}: p50 {m.p50:.2f} ms | p99 {m.p99:.2f} ms | mean {m.mean:.2f} ms | "
+        f"CPU p50 {m.cpu_p50:.2f} ms | CPU p99 {m.cpu_p99:.2f} ms{spread}"
+    )
 
 
 def bench(name: str, url: str, args: argparse.Namespace, *, reuse: bool = False) -> None:
@@ -202,11 +253,12 @@ def bench(name: str, url: str, args: argparse.Namespace, *, reuse: bool = False)
 
         time_queries(history, warm)
         lengths.clear()
-        p50, p99, mean = time_queries(history, measured)
+        rounds = [time_queries(history, measured) for _ in range(args.rounds)]
         print(f"  (load average {loadavg()})")
         print(
-            f"{name:8s} history (service): p50 {p50:.2f} ms | p99 {p99:.2f} ms | mean {mean:.2f}"
-            f" ms | {len(measured)} queries | {statistics.fmean(lengths):.1f} entries/history"
+            _report(f"{name:8s} history (service)", rounds)
+            + f" | {len(measured)} queries x {args.rounds} | "
+            f"{statistics.fmean(lengths):.1f} entries/history"
         )
         if args.http:
             from fastapi.testclient import TestClient
@@ -221,8 +273,10 @@ def bench(name: str, url: str, args: argparse.Namespace, *, reuse: bool = False)
                     client.get(f"/v1/items/{item_path(code)}/history", headers=headers)
 
                 time_queries(over_http, warm)
-                p50, p99, mean = time_queries(over_http, measured)
-            print(f"{name:8s} history (HTTP):    p50 {p50:.2f} ms | p99 {p99:.2f} ms")
+                rounds = [
+                    time_queries(over_http, measured, time.process_time) for _ in range(args.rounds)
+                ]
+            print(_report(f"{name:8s} history (HTTP)   ", rounds))
 
 
 @contextmanager
@@ -241,12 +295,41 @@ def sqlite_file(keep: str | None, *, reuse: bool = False) -> Iterator[str]:
         yield f"sqlite:///{Path(tmp) / 'provenance.db'}"
 
 
+def kept_pg_schema(base: str, schema: str, *, reuse: bool) -> tuple[str, bool]:
+    """(URL, already filled) of a named schema that outlives the run.
+
+    With ``reuse`` and a schema that already holds items, it is queried as it is; otherwise it
+    is dropped and created afresh.
+    """
+    if not schema.isidentifier():
+        raise SystemExit(f"--pg-schema {schema!r}: use letters, digits and underscores")
+    admin = create_engine(normalize_url(base), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            filled = False
+            if reuse:
+                found = conn.execute(
+                    text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"{schema}.items"}
+                ).scalar_one()
+                filled = bool(found) and bool(
+                    conn.execute(text(f'SELECT EXISTS (SELECT 1 FROM "{schema}".items)')).scalar()
+                )
+            if not filled:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    finally:
+        admin.dispose()
+    sep = "&" if "?" in base else "?"
+    return f"{normalize_url(base)}{sep}options=-csearch_path%3D{schema}", filled
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=1_000_000, help="packs (default 1,000,000)")
     ap.add_argument("--events", type=int, default=5_000_000, help="events (default 5,000,000)")
     ap.add_argument("--queries", type=int, default=1000, help="timed history queries")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the timed queries N times")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="smoke run: 2,000 items, 10,000 events")
     ap.add_argument("--http", action="store_true", help="also time the HTTP endpoint")
@@ -254,14 +337,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-sqlite", action="store_true", help="skip SQLite")
     ap.add_argument("--pg-url", default=PG_URL, help="PostgreSQL URL (a schema is created)")
     ap.add_argument("--keep", metavar="DIR", help="keep the SQLite file in DIR")
+    ap.add_argument("--pg-schema", metavar="NAME", help="fill (and keep) this PostgreSQL schema")
     ap.add_argument(
-        "--reuse", action="store_true", help="with --keep: query the kept file, do not reload"
+        "--reuse",
+        action="store_true",
+        help="with --keep / --pg-schema: query the kept database, do not reload",
     )
     args = ap.parse_args(argv)
     if args.quick:
         args.items, args.events, args.queries = 2_000, 10_000, min(args.queries, 100)
     if args.reuse:
-        print(f"provenance: reusing the SQLite file in {args.keep}, {args.queries} queries")
+        print(f"provenance: reusing kept databases where present, {args.queries} queries")
     else:
         print(
             f"provenance: {args.items:,} items, ~{args.events:,} events (SYNTHETIC rows, "
@@ -273,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
             bench("sqlite", url, args, reuse=reuse)
     if not args.no_pg:
         why = pg_reachable(args.pg_url)
-        if why is None:
+        if why is None and args.pg_schema:
+            url, filled = kept_pg_schema(args.pg_url, args.pg_schema, reuse=args.reuse)
+            bench("postgres", url, args, reuse=filled)
+        elif why is None:
             with pg_url(args.pg_url) as url:
                 bench("postgres", url, args)
         else:

@@ -21,15 +21,15 @@ at the pack's latest log entry as evidence (consumer scans are not logged: no si
 behind them).
 
 Cost (docs/spec/12-pages.md §12.6): the reads run on one read-only connection — the latest
-checkpoint, the pack's state, its journey in one query per nesting level (own + lot entries,
-then parents and input lots), the clone-alert check — with organisations, sites and products
+checkpoint, the pack's state, its journey (:func:`api.services.items.history_leaves`, the
+reader of the item history: one query per nesting level — own and lot entries, then parents
+and input lots), the clone-alert check — with organisations, sites and products
 taken from :attr:`api.container.Container.registry_cache` (valid while the log size is
 unchanged); the scan is then recorded in its own short write transaction.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -42,12 +42,12 @@ from api.errors import RateLimited
 from api.services.common import (
     ProductInfo,
     Registry,
-    canonical_id,
     canonical_item,
     load_products,
     load_registry,
     state_from_json,
 )
+from api.services.items import HistoryLeaf, history_leaves
 from api.store import tables as t
 from api.store.db import write_transaction
 from ledger import lifecycle as lc
@@ -91,8 +91,6 @@ REASONS: Final = ("suspected_clone", "cold_chain", "quarantined", "destroyed", "
 TCM_CATEGORIES: Final = frozenset({"tcm_pieces", "herb"})
 
 _MAX_PREVIOUS_SCANS = 200
-_MAX_DEPTH = 5  # nesting of parents and of transformation inputs (as items.history_entries)
-_GS1 = "https://id.gs1.org"
 _ORIGIN = "yima:origin"
 _PROCESSING = "yima:processingMethod"
 _HARVEST = "yima:harvestDate"
@@ -103,13 +101,6 @@ _LOT = "cbvmda:lotNumber"
 _cp, _i = t.checkpoints.c, t.items.c
 _LATEST = select(_cp.size, _cp.note).order_by(_cp.size.desc()).limit(1)
 _STATE = select(_i.state_json, _i.updated_index).where(_i.code == bindparam("code"))
-_ie, _e = t.item_events.c, t.entries.c
-_ENTRIES_OF = (
-    select(_ie.code, _e.idx, _e.leaf)
-    .join(t.entries, _e.idx == _ie.log_index)
-    .where(_ie.code.in_(bindparam("codes", expanding=True)))
-    .where(_e.kind.in_(("event", "correction")))
-)
 _a = t.alerts.c
 _CLONE_ALERTS = select(_a.codes).where(
     _a.log_index == bindparam("idx"), _a.kind == lc.ALERT_SUSPECTED_CLONE
@@ -232,140 +223,7 @@ def _expired(expiry: str | None, today: str) -> bool:
 # --------------------------------------------------------------------------- journey
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """One log entry of the journey: its leaf and how it relates to the pack."""
-
-    index: int
-    relation: str  # own | parent | lot | input (first found wins, as in items.history_entries)
-    leaf: Mapping[str, Any]
-
-
-class _Canon:
-    """Identifier canonicalisation memoised for one request (ids repeat across events)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, str] = {}
-
-    def __call__(self, value: object) -> str | None:
-        if not isinstance(value, str):
-            return None
-        try:
-            return canonical_id(value, self._cache)
-        except (LedgerError, ValueError, TypeError):
-            return None  # not an identifier: it names nothing (as items._canon)
-
-
-def _fetch(conn: Connection, codes: Sequence[str]) -> dict[str, list[tuple[int, dict[str, Any]]]]:
-    """Event entries indexed under each code, in log order (one query for all codes)."""
-    out: dict[str, list[tuple[int, dict[str, Any]]]] = {code: [] for code in codes}
-    if codes:
-        for code, idx, leaf in conn.execute(_ENTRIES_OF, {"codes": list(codes)}):
-            out[code].append((idx, json.loads(leaf)))
-        for rows in out.values():
-            rows.sort(key=lambda r: r[0])
-    return out
-
-
-def _pack_windows(
-    code: str, rows: Sequence[tuple[int, Mapping[str, Any]]], canon: _Canon
-) -> list[tuple[str, int, int | None]]:
-    """(parent, pack index, unpack index or None) for each accepted packing of ``code``."""
-    windows: list[tuple[str, int, int | None]] = []
-    open_: dict[str, int] = {}
-    for idx, leaf in rows:
-        ev = leaf["event"]
-        if leaf.get("outcome") != "accepted" or ev.get("type") != "AggregationEvent":
-            continue
-        parent = canon(ev.get("parentID"))
-        if parent is None:
-            continue
-        action = ev.get("action")
-        if action == "ADD" and code in {canon(c) for c in ev.get("childEPCs") or ()}:
-            open_[parent] = idx
-        elif action == "DELETE" and parent in open_:
-            children = ev.get("childEPCs") or ()
-            if not children or code in {canon(c) for c in children}:
-                windows.append((parent, open_.pop(parent), idx))
-    windows.extend((p, start, None) for p, start in open_.items())
-    return windows
-
-
-def _io(ev: Mapping[str, Any], side: str, canon: _Canon) -> list[str]:
-    codes = [canon(c) for c in ev.get(f"{side}EPCList") or ()]
-    codes += [canon(q.get("epcClass")) for q in ev.get(f"{side}QuantityList") or ()]
-    return [c for c in codes if c]
-
-
-def _journey_entries(conn: Connection, code: str, state: lc.ItemState) -> list[_Entry]:
-    """The pack's journey: the same entries as :func:`api.services.items.history_entries`.
-
-    Same four relations (own; parents while packed, nested up to 5 levels; the lot; the
-    input lots of transformations, up to 5 levels) and the same windows, but read breadth
-    first — one query for the pack and its lot, then one per nesting level for every parent
-    and input lot at that level — with memoised identifier canonicalisation. The page tests
-    check that both give the same entries for every pack of the demo world.
-    """
-    canon = _Canon()
-    out: dict[int, _Entry] = {}
-    lot_code = f"{_GS1}/01/{state.product_gtin}/10/{state.lot}" if state.product_gtin else None
-    first = _fetch(conn, [code, lot_code] if state.lot and lot_code else [code])
-    own = first[code]
-    for idx, leaf in own:
-        out[idx] = _Entry(idx, "own", leaf)
-    # Parent windows to follow: (parent, lo, hi, level) — the parent's entries strictly
-    # inside (lo, hi) belong to the pack's journey.
-    parents: list[tuple[str, int, int | None, int]] = []
-
-    def follow(child: str, rows: Sequence[tuple[int, Mapping[str, Any]]], lo: int,
-               hi: int | None, level: int) -> None:  # fmt: skip
-        if level > _MAX_DEPTH:
-            return
-        for parent, start, end in _pack_windows(child, rows, canon):
-            a = max(start, lo)
-            b = end if hi is None else (hi if end is None else min(end, hi))
-            if b is None or a < b:
-                parents.append((parent, a, b, level))
-
-    follow(code, own, -1, None, 1)
-    lot_rows = first.get(lot_code, []) if lot_code else []
-    inputs: list[tuple[str, int]] = []
-    for _, leaf in lot_rows:
-        if leaf["event"].get("type") == "TransformationEvent":
-            inputs.extend((c, 1) for c in _io(leaf["event"], "input", canon))
-    seen_inputs: set[str] = {lot_code} if lot_code else set()
-    lot_done = False
-    while parents or inputs or not lot_done:
-        wanted_inputs = [(c, d) for c, d in inputs if c not in seen_inputs and d <= _MAX_DEPTH]
-        inputs = []
-        fetched = _fetch(
-            conn, list(dict.fromkeys([p for p, *_ in parents] + [c for c, _ in wanted_inputs]))
-        )
-        level_parents, parents = parents, []
-        for parent, a, b, level in level_parents:
-            prow = fetched[parent]
-            for idx, leaf in prow:
-                if idx > a and (b is None or idx < b) and idx not in out:
-                    out[idx] = _Entry(idx, "parent", leaf)
-            follow(parent, prow, a, b, level + 1)
-        if not lot_done:
-            # The lot's entries rank after every parent entry (items.history_entries order).
-            for idx, leaf in lot_rows:
-                out.setdefault(idx, _Entry(idx, "lot", leaf))
-            lot_done = True
-        for c, depth in wanted_inputs:
-            if c in seen_inputs:
-                continue
-            seen_inputs.add(c)
-            for idx, leaf in fetched[c]:
-                out.setdefault(idx, _Entry(idx, "input", leaf))
-                ev = leaf["event"]
-                if ev.get("type") == "TransformationEvent" and c in _io(ev, "output", canon):
-                    inputs.extend((i, depth + 1) for i in _io(ev, "input", canon))
-    return [out[k] for k in sorted(out)]
-
-
-def _journey(entries: Sequence[_Entry], registry: Registry) -> tuple[JourneyStep, ...]:
+def _journey(entries: Sequence[HistoryLeaf], registry: Registry) -> tuple[JourneyStep, ...]:
     out: list[JourneyStep] = []
     for e in entries:
         leaf = e.leaf
@@ -389,7 +247,7 @@ def _journey(entries: Sequence[_Entry], registry: Registry) -> tuple[JourneyStep
     return tuple(out)
 
 
-def _quarantine_cause(code: str, entries: Sequence[_Entry]) -> str:
+def _quarantine_cause(code: str, entries: Sequence[HistoryLeaf]) -> str:
     """``cold_chain`` when the pack's quarantine in force came from a cold-chain excursion.
 
     Walks the journey in log order: an R8 alert naming the pack (or a unit it rode in)
@@ -412,7 +270,7 @@ def _quarantine_cause(code: str, entries: Sequence[_Entry]) -> str:
     return cause
 
 
-def _tcm_facts(entries: Sequence[_Entry]) -> TcmFacts:
+def _tcm_facts(entries: Sequence[HistoryLeaf]) -> TcmFacts:
     """产地 / 炮制 / 采收日期 from the ILMD of the pack's lot and of its input herb lot.
 
     The herb's own facts (origin, harvest date, lot number) come first from the input lots'
@@ -502,7 +360,7 @@ def verify_code(
         state, updated_index = state_from_json(found[0]), int(found[1])
         product = _product(c, conn, size, state.product_gtin)
         registry = _registry(c, conn, size)
-        entries = _journey_entries(conn, code, state)
+        entries = history_leaves(conn, code, state)
         # R10: this scan against earlier ones (only meaningful with a city).
         alerts: tuple[lc.Alert, ...] = ()
         if city:
