@@ -309,7 +309,7 @@ def test_verify_json_carries_reason_and_tcm(web_world: WebWorld) -> None:
 
 
 def test_journey_reader_matches_item_history(web_world: WebWorld) -> None:
-    """verify's breadth-first journey reader gives the entries of items.history_entries."""
+    """verify's journey is exactly the accepted entries of the item's history, in order."""
     r = web_world.seeded.result
     codes = [r.genuine, r.twice_dispensed, r.recalled, r.vaccine_administered,
              r.vaccine_in_stock, r.tcm_dispensed, r.tcm_pack, *r.recalled_packs,
