@@ -15,8 +15,9 @@ Routes (docs/spec/12-pages.md §12.4), all under ``/dashboard``:
 * ``GET /orgs/{org_id}`` — an organisation's stock by location and its alerts.
 
 Reads go through the service layer (auth, alerts, items — including a lot's packs and an
-org's stock, with the service's visibility rules —, recalls, bundles, registry); this module
-only chooses words and layout.
+org's stock, with the service's visibility rules —, recalls, bundles, and
+:mod:`api.services.dashboard` for the registry, lot list, event ids and custody network);
+this module holds no SQL and only chooses words and layout.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -36,20 +37,19 @@ from urllib.parse import parse_qsl, quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from api import web
-from api.auth import Caller, caller_for_token_hash, hash_token
+from api.auth import Caller, hash_token
 from api.container import Container
 from api.errors import PermissionDenied, ServiceError
 from api.schemas import SignedCaptureIn
 from api.services import alerts as alert_service
+from api.services import dashboard as dash_service
 from api.services import items as item_service
 from api.services import recalls as recall_service
-from api.services.common import Registry, load_registry
+from api.services.common import Registry
 from api.store import AlertRow
-from api.store import tables as tbl
 from api.web import i18n, svg
 from api.web.i18n import Lang
 from ledger import lifecycle as lc
@@ -176,7 +176,7 @@ def _ctx(request: Request) -> _Ctx:
     lang = i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
     cookie = request.cookies.get(SESSION_COOKIE)
     token_hash = _read_session(c, cookie)
-    caller = caller_for_token_hash(c.engine, token_hash) if token_hash else None
+    caller = dash_service.caller_for_session(c, token_hash) if token_hash else None
     return _Ctx(c, lang, caller, _csrf_for(c, cookie) if caller and cookie else "", request)
 
 
@@ -256,9 +256,8 @@ async def login(request: Request) -> Response:
         )  # fmt: skip
     token = form.get("token", "").strip()
     token_hash = hash_token(token)
-    caller = (
-        await run_in_threadpool(caller_for_token_hash, ctx.c.engine, token_hash) if token else None
-    )
+    lookup = dash_service.caller_for_session
+    caller = await run_in_threadpool(lookup, ctx.c, token_hash) if token else None
     if caller is None:
         return ctx.page(
             "dash_login.html", "login", status_code=401, next=_safe_next(form.get("next")),
@@ -311,17 +310,8 @@ def _province_of(reg: Registry, org: str | None) -> str | None:
     return info.statement.locations[0].province
 
 
-def _event_ids(c: Container, indexes: Sequence[int]) -> dict[int, str]:
-    if not indexes:
-        return {}
-    e = tbl.entries.c
-    with c.engine.connect() as conn:
-        rows = conn.execute(select(e.idx, e.event_id).where(e.idx.in_(sorted(set(indexes))))).all()
-    return {r[0]: r[1] for r in rows if r[1]}
-
-
 def _alert_views(c: Container, rows: Sequence[AlertRow], reg: Registry) -> list[_AlertRowView]:
-    ids = _event_ids(c, [a.log_index for a in rows])
+    ids = dash_service.event_ids_at(c, [a.log_index for a in rows])
     return [
         _AlertRowView(
             id=a.id,
@@ -378,13 +368,12 @@ def overview(request: Request) -> Response:
         return RedirectResponse(f"/dashboard/orgs/{quote(ctx.caller.org)}{ctx.q}", status_code=303)
     c = ctx.c
     rows = alert_service.list_alerts(c, ctx.caller, limit=1000)
-    with c.engine.connect() as conn:
-        reg = load_registry(conn)
+    reg = dash_service.registry_view(c)
     recent = list(reversed(rows))[:10]
     return ctx.page(
         "dash_overview.html", "overview",
         log=_log_view(c), alert_count=len(rows), alerts=_alert_views(c, recent, reg),
-        lots=_lots(c),
+        lots=_lots(c, ctx.caller),
     )  # fmt: skip
 
 
@@ -403,8 +392,7 @@ def alerts_page(
         return _login_redirect(ctx)
     c = ctx.c
     rows = alert_service.list_alerts(c, ctx.caller, kind=kind or None, limit=5000)
-    with c.engine.connect() as conn:
-        reg = load_registry(conn)
+    reg = dash_service.registry_view(c)
     lo, hi = _parse_day(since), _parse_day(until)
     gtin = (product or "").strip()
     if gtin.isdigit():
@@ -514,9 +502,8 @@ def lot_page(request: Request, gtin: str = "", lot: str = "") -> Response:
         packs = item_service.lot_packs(c, ctx.caller, g, lot)
     except PermissionDenied:
         return _forbidden(ctx)
-    with c.engine.connect() as conn:
-        reg = load_registry(conn)
-        product = _product_name(conn, g)
+    reg = dash_service.registry_view(c)
+    product = dash_service.product_name(c, g)
     pack_rows = [
         {
             "code": p.code,
@@ -552,8 +539,7 @@ def item_page(request: Request, code: str = "") -> Response:
             "dash_base.html", "item_view", status_code=status,
             flash=exc.message, flash_tone="bad",
         )  # fmt: skip
-    with ctx.c.engine.connect() as conn:
-        reg = load_registry(conn)
+    reg = dash_service.registry_view(ctx.c)
     events = []
     points = []
     for e in entries:
@@ -650,8 +636,7 @@ def org_page(request: Request, org_id: str) -> Response:
     if not ctx.caller.is_regulator and ctx.caller.org != org_id:
         return _forbidden(ctx)
     c = ctx.c
-    with c.engine.connect() as conn:
-        reg = load_registry(conn)
+    reg = dash_service.registry_view(c)
     info = reg.orgs.get(org_id)
     if info is None:
         return ctx.page(
@@ -687,28 +672,15 @@ def org_page(request: Request, org_id: str) -> Response:
     )  # fmt: skip
 
 
-# --------------------------------------------------------------------------- read helpers
-# Overview listings and names for display; access-controlled reads live in the services.
+# --------------------------------------------------------------------------- view helpers
+# Shape service results for the templates; every database read is in api.services.dashboard.
 
 
-def _lots(c: Container, limit: int = 50) -> list[dict[str, Any]]:
-    i = tbl.items.c
-    with c.engine.connect() as conn:
-        rows = conn.execute(
-            select(i.product_gtin, i.lot, func.count())
-            .where(i.product_gtin.is_not(None), i.lot.is_not(None))
-            .group_by(i.product_gtin, i.lot)
-            .order_by(i.product_gtin, i.lot)
-            .limit(limit)
-        ).all()
-        names = {r[0]: _product_name(conn, r[0]) for r in rows}
-    return [{"gtin": r[0], "lot": r[1], "count": r[2], "name": names.get(r[0])} for r in rows]
-
-
-def _product_name(conn: Any, gtin: str) -> str | None:
-    p = tbl.products.c
-    row = conn.execute(select(p.name).where(p.gtin == gtin)).one_or_none()
-    return None if row is None else str(row[0])
+def _lots(c: Container, caller: Caller, limit: int = 50) -> list[dict[str, Any]]:
+    return [
+        {"gtin": r.gtin, "lot": r.lot, "count": r.count, "name": r.name}
+        for r in dash_service.lot_summaries(c, caller, limit)
+    ]
 
 
 def _org_name(reg: Registry, org: str | None) -> str | None:
@@ -732,23 +704,8 @@ def _network_svg(ctx: _Ctx, codes: Sequence[str], reg: Registry) -> Any:
     Custody passes along the organisations that logged each pack's accepted events, in log
     order; an event logged with an alert draws its edge red (a diversion, a second sale).
     """
-    edges: Counter[tuple[str, str, bool]] = Counter()
-    seen: dict[str, None] = {}
-    with ctx.c.engine.connect() as conn:
-        for code in codes[:_NETWORK_PACKS]:
-            try:
-                view = item_service.load_item(conn, code)
-            except (ServiceError, LedgerError):
-                continue
-            prev: str | None = None
-            for e in item_service.history_entries(conn, view):
-                if e.relation not in ("own", "parent"):
-                    continue
-                seen.setdefault(e.org, None)
-                if prev is not None and e.org != prev:
-                    edges[(prev, e.org, e.outcome != "accepted")] += 1
-                if e.outcome == "accepted":
-                    prev = e.org
+    flow = dash_service.custody_flow(ctx.c, codes[:_NETWORK_PACKS])
+    edges, seen = flow.edges, flow.orgs
     nodes: list[svg.NetNode] = []
     alert_orgs = {t for (_, t, bad) in edges if bad}
     for org in seen:

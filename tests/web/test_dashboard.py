@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from web_seed import WebWorld, recall_capture
 
 from api.auth import Caller, caller_for_token_hash, hash_token
 from api.errors import PermissionDenied
+from api.services.dashboard import lot_summaries
 from api.services.items import lot_packs, org_stock
 from api.web.dashboard import SESSION_COOKIE
 from fixtures import world
@@ -200,6 +202,43 @@ def test_lot_and_stock_services_apply_visibility(web_world: WebWorld) -> None:
     assert org_stock(c, regulator, holder.id) == stock
     with pytest.raises(PermissionDenied):
         org_stock(c, Caller(org=world.YIMIN.id, role=world.YIMIN.role), holder.id)
+
+
+def test_lot_summaries_apply_lot_visibility(web_world: WebWorld) -> None:
+    c = web_world.container
+    regulator = Caller(org=world.JS_MPA.id, role="regulator")
+    every = lot_summaries(c, regulator, limit=1000)
+    assert every and all(s.count >= 1 for s in every)
+    owner = world.org(world.AMOXICILLIN.owner)
+    owned = lot_summaries(c, Caller(org=owner.id, role=owner.role), limit=1000)
+    amox = [s for s in every if s.gtin == world.AMOXICILLIN.gtin]
+    assert amox and all(s in owned for s in amox)  # the owner sees its lots in full
+    for org in (world.BAIXINGKANG, world.YIMIN, owner):
+        caller = Caller(org=org.id, role=org.role)
+        seen = lot_summaries(c, caller, limit=1000)
+        assert {(s.gtin, s.lot) for s in seen} <= {(s.gtin, s.lot) for s in every}
+        for s in seen:  # every listed lot opens for this caller (items.lot_packs agrees)
+            packs = lot_packs(c, caller, s.gtin, s.lot)
+            assert s.count >= len(packs)
+    held = lot_summaries(c, Caller(org=world.BAIXINGKANG.id, role=world.BAIXINGKANG.role))
+    assert held and len(held) < len(every)
+    # A lot the caller has no part in is not listed (lot_packs refuses it).
+    for s in every:
+        if (s.gtin, s.lot) not in {(h.gtin, h.lot) for h in held}:
+            with pytest.raises(PermissionDenied):
+                lot_packs(c, Caller(org=world.BAIXINGKANG.id, role=world.BAIXINGKANG.role),
+                          s.gtin, s.lot)  # fmt: skip
+
+
+def test_web_layer_holds_no_sql() -> None:
+    web_dir = Path(__file__).resolve().parents[2] / "api" / "web"
+    offenders = [
+        f"{path.name}: {needle}"
+        for path in sorted(web_dir.rglob("*.py"))
+        for needle in ("engine.connect", "select(", "sqlalchemy", ".engine")
+        if needle in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == [], "api/web must read through api/services: " + ", ".join(offenders)
 
 
 def test_token_hash_lookup(web_world: WebWorld) -> None:
