@@ -77,13 +77,14 @@ class TrustConfig:
         """Merge a keys file with command-line keys; ``K:VKEY,VKEY`` sets the witness policy."""
         cfg = cls()
         if keys_file is not None:
-            obj = json.loads(keys_file.read_text(encoding="utf-8"))
-            cfg.origin = obj.get("origin")
-            if obj.get("log_vkey"):
-                cfg.log.append(Verifier.parse_vkey(obj["log_vkey"]))
-            cfg.witnesses = [Verifier.parse_vkey(v) for v in obj.get("witnesses", [])]
-            cfg.quorum = int(obj.get("quorum", 0))
-            cfg.regulators = [Verifier.parse_vkey(v) for v in obj.get("regulators", [])]
+            from ledger.bundle import BundleTrust
+
+            t = BundleTrust.from_log_keys(json.loads(keys_file.read_text(encoding="utf-8")))
+            cfg.origin = t.origin
+            cfg.log = list(t.log)
+            cfg.witnesses = list(t.witnesses)
+            cfg.quorum = t.quorum
+            cfg.regulators = list(t.regulators)
         cfg.log += [Verifier.parse_vkey(v) for v in log_keys]
         cfg.regulators += [Verifier.parse_vkey(v) for v in regulators]
         if witness_policy:
@@ -656,7 +657,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Verify a proof bundle offline and print the pack's verdict."""
-        from ledger.bundle import bundle_tlog_proofs, verify_bundle
+        from ledger.bundle import BundleTrust, bundle_tlog_proofs, check_bundle
 
         trust = TrustConfig.build(keys, log_key, witness_policy, regulator)
         data = file.read_bytes()
@@ -666,41 +667,28 @@ def register(app: typer.Typer) -> None:
 
             wanted = parse_code(code).canonical
         try:
-            report = verify_bundle(
+            report, lines = check_bundle(
                 data,
-                log_verifiers=trust.log,
-                witness_verifiers=trust.witnesses,
-                quorum=trust.quorum,
-                trusted_regulators=trust.regulators,
-                origin=trust.origin,
+                BundleTrust(
+                    origin=trust.origin,
+                    log=tuple(trust.log),
+                    witnesses=tuple(trust.witnesses),
+                    quorum=trust.quorum,
+                    regulators=tuple(trust.regulators),
+                ),
                 at=at,
                 code=wanted,
                 require_regulator_keys=strict_keys,
             )
         except LedgerError as exc:
             raise _fail(f"{file}: {type(exc).__name__}: {exc}") from exc
-        cp = report.checkpoint
-        typer.echo(f"checkpoint {cp.origin} size {cp.size} root {cp.root_hash.hex()}")
-        for c in report.cosignatures:
-            typer.echo(f"  cosigned by {c.name} at {c.timestamp}")
-        typer.echo(f"entries {report.entries} verified ({report.registry} registry statements)")
-        if report.self_registered_keys:
-            typer.echo(_SELF_REGISTERED_NOTE.format(n=report.self_registered_keys))
-        for e in report.events:
-            step = e.event.get("bizStep", e.event.get("type"))
-            extra = f" alerts {','.join(e.alerts)}" if e.alerts else ""
-            typer.echo(f"  [{e.index}] {e.record_time} {e.org} {step}{extra}")
-        if report.anchor is not None:
-            typer.echo(f"anchor size {report.anchor['size']} consistent with the checkpoint")
-            if rpc:
+        for line in lines:
+            typer.echo(line)
+            if rpc and report.anchor is not None and line.startswith("anchor size "):
                 try:
                     typer.echo(f"  on chain: {_check_anchor_rpc(rpc, dict(report.anchor))}")
                 except Exception as exc:  # any RPC or verification failure is a failure
                     raise _fail(f"anchor: {exc}") from exc
-        v = report.verdict
-        typer.echo(f"verdict {v.code} at {report.at}: {v.headline}")
-        for n in v.notes:
-            typer.echo(f"  {n}")
         if proofs is not None:
             proofs.mkdir(parents=True, exist_ok=True)
             for index, text in bundle_tlog_proofs(data):

@@ -68,12 +68,16 @@ __all__ = [
     "Bundle",
     "BundleEntry",
     "BundleReport",
+    "BundleTrust",
     "JourneyEvent",
     "TlogProof",
     "build_bundle",
+    "bundle_report_lines",
     "bundle_tlog_proofs",
+    "check_bundle",
     "parse_bundle",
     "parse_tlog_proof",
+    "public_verdict",
     "tlog_proof",
     "verify_anchor",
     "verify_bundle",
@@ -745,3 +749,142 @@ def bundle_tlog_proofs(data: bytes | str | Bundle) -> list[tuple[int, bytes]]:
     """
     b = data if isinstance(data, Bundle) else parse_bundle(data)
     return [(e.index, tlog_proof(e.index, e.proof, b.checkpoint, e.leaf)) for e in b.entries]
+
+
+# --------------------------------------------------------------------------- shared front end
+# One path for every verifier of a bundle (``yima verify-bundle``, ``yima-scan verify``): trust
+# from the ``/v1/log/keys`` shape plus the verifier's own regulator roots, the verification, and
+# the printed report. Pure: the callers read files and talk HTTP.
+
+#: The lifecycle verdict in the service's public vocabulary (``POST /v1/verify``, SPEC §8.7).
+_PUBLIC_VERDICT: Final[Mapping[str, str]] = {
+    "unknown": "unknown_code",
+    "recalled": "recalled",
+    "expired": "expired",
+    "multiple_sales": "already_dispensed",
+    "quarantined": "suspect",
+    "destroyed": "suspect",
+    "decommissioned": "suspect",
+    "dispensed": "genuine",
+    "in_supply_chain": "genuine",
+}
+
+_SELF_REGISTERED_NOTE: Final = (
+    "  note: {n} device key(s) registered themselves: attested by the log operator and proof "
+    "of possession only, not by a regulator (--strict-keys refuses them)"
+)
+
+
+def public_verdict(verdict: lc.Verdict) -> str:
+    """The lifecycle verdict as ``POST /v1/verify`` names it (``genuine``, ``recalled``, …)."""
+    return _PUBLIC_VERDICT.get(verdict.code, verdict.code)
+
+
+@dataclass(frozen=True, slots=True)
+class BundleTrust:
+    """What the verifier of a bundle trusts: never taken from the bundle itself.
+
+    Attributes:
+        origin: The log's origin (None: any).
+        log: The log's keys.
+        witnesses: The witness keys of the policy.
+        quorum: How many witnesses must have cosigned.
+        regulators: Regulator root keys.
+    """
+
+    origin: str | None = None
+    log: tuple[Verifier, ...] = ()
+    witnesses: tuple[Verifier, ...] = ()
+    quorum: int = 0
+    regulators: tuple[Verifier, ...] = ()
+
+    @classmethod
+    def from_log_keys(
+        cls,
+        keys: Mapping[str, Any],
+        *,
+        log_vkeys: Sequence[str] | None = None,
+        regulators: Sequence[str] = (),
+    ) -> BundleTrust:
+        """Trust from a ``GET /v1/log/keys`` object (or a keys file of that shape).
+
+        Args:
+            keys: ``{"origin", "log_vkey", "witnesses", "quorum"}``, optionally
+                ``"regulators"`` (a keys file); missing fields mean none.
+            log_vkeys: The log keys to trust instead of ``keys["log_vkey"]`` (e.g. the key a
+                device pinned); None: the served one.
+            regulators: Regulator root vkeys, added to ``keys["regulators"]``.
+
+        Raises:
+            EncodingError: A vkey is malformed (as :meth:`Verifier.parse_vkey`).
+        """
+        if log_vkeys is None:
+            log_vkeys = [str(keys["log_vkey"])] if keys.get("log_vkey") else []
+        origin = keys.get("origin")
+        return cls(
+            origin=str(origin) if origin else None,
+            log=tuple(Verifier.parse_vkey(v) for v in log_vkeys),
+            witnesses=tuple(Verifier.parse_vkey(str(v)) for v in keys.get("witnesses") or ()),
+            quorum=int(keys.get("quorum") or 0),
+            regulators=tuple(
+                Verifier.parse_vkey(str(v)) for v in [*(keys.get("regulators") or ()), *regulators]
+            ),
+        )
+
+    def describe(self) -> list[str]:
+        """One line per trust root, for the output."""
+        return [
+            f"trust: log key(s) {', '.join(v.name for v in self.log) or 'none'}",
+            f"trust: witnesses {self.quorum} of [{', '.join(v.name for v in self.witnesses)}]",
+            f"trust: regulator roots [{', '.join(v.name for v in self.regulators)}]",
+        ]
+
+
+def bundle_report_lines(report: BundleReport) -> list[str]:
+    """The human report of a verified bundle: checkpoint, journey, anchor, verdict."""
+    cp = report.checkpoint
+    lines = [f"checkpoint {cp.origin} size {cp.size} root {cp.root_hash.hex()}"]
+    lines += [f"  cosigned by {c.name} at {c.timestamp}" for c in report.cosignatures]
+    lines.append(f"entries {report.entries} verified ({report.registry} registry statements)")
+    if report.self_registered_keys:
+        lines.append(_SELF_REGISTERED_NOTE.format(n=report.self_registered_keys))
+    for e in report.events:
+        step = e.event.get("bizStep", e.event.get("type"))
+        extra = f" alerts {','.join(e.alerts)}" if e.alerts else ""
+        lines.append(f"  [{e.index}] {e.record_time} {e.org} {step}{extra}")
+    if report.anchor is not None:
+        lines.append(f"anchor size {report.anchor['size']} consistent with the checkpoint")
+    v = report.verdict
+    lines.append(f"verdict {v.code} at {report.at}: {v.headline}")
+    lines += [f"  {n}" for n in v.notes]
+    return lines
+
+
+def check_bundle(
+    data: bytes | str | Bundle,
+    trust: BundleTrust,
+    *,
+    at: str | None = None,
+    code: str | None = None,
+    require_regulator_keys: bool = False,
+) -> tuple[BundleReport, list[str]]:
+    """Verify a bundle under ``trust`` (:func:`verify_bundle`) and render its report.
+
+    Returns:
+        The report and its lines (:func:`bundle_report_lines`).
+
+    Raises:
+        LedgerError: As :func:`verify_bundle`.
+    """
+    report = verify_bundle(
+        data,
+        log_verifiers=trust.log,
+        witness_verifiers=trust.witnesses,
+        quorum=trust.quorum,
+        trusted_regulators=trust.regulators,
+        origin=trust.origin,
+        at=at,
+        code=code,
+        require_regulator_keys=require_regulator_keys,
+    )
+    return report, bundle_report_lines(report)

@@ -178,6 +178,9 @@ def init(
     drug_id: str = typer.Option("", help="The org's 7-digit 药品标识码 (NMPA scheme)."),
     gs_substitute: str = typer.Option("", help="What the wedge gun sends instead of GS."),
     offline: bool = typer.Option(False, help="Do not register the key now."),
+    regulator: list[str] = typer.Option(
+        [], "--regulator", help="Regulator root vkey for proof bundles (repeatable)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Create the device key (0600, never sent) and register its public key with the org token."""
@@ -202,6 +205,7 @@ def init(
         "site": wf.parse_site(site) if site else None,
         "drug_id": drug_id or None,
         "gs_substitute": gs_substitute or None,
+        "regulators": list(regulator),
     }
     home.root.mkdir(parents=True, exist_ok=True)
     home.config_file.write_text(json.dumps(cfg, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -769,17 +773,46 @@ def verify(
     code: str = typer.Argument(..., help="The code on the pack (any form)."),
     city: str = typer.Option(None, "--city", help="Your city (optional, coarse)."),
     log_key: str = typer.Option(None, "--log-key", help="Trust this log vkey (default: pinned)."),
+    bundle: bool = typer.Option(
+        None,
+        "--bundle/--no-bundle",
+        help="Also verify the pack's proof bundle offline (default: when a token is configured).",
+    ),
+    regulator: list[str] = typer.Option(
+        [], "--regulator", help="Regulator root vkey for the bundle (adds to the configured)."
+    ),
     as_json: bool = _JSON,
 ) -> None:
-    """Consumer check: verdict and journey, with inclusion and consistency proofs checked here."""
+    """Consumer check: verdict and journey, with inclusion and consistency proofs checked here.
+
+    With an org token (and ``--bundle``, the default then) the pack's proof bundle is fetched
+    too, verified offline by ``ledger.bundle.check_bundle`` (as ``yima verify-bundle``) and its
+    verdict compared with the server's.
+    """
     home = _home()
     cfg = home.config() if home.config_file.is_file() else {}
     server = cfg.get("server") or os.environ.get("YIMA_SERVER")
     if not server:
         _fail("no server configured (yima-scan init --server URL, or $YIMA_SERVER)")
+    token = home.token()
+    if bundle is None:
+        bundle = bool(token)
+    regulators = [*(cfg.get("regulators") or []), *regulator]
     try:
-        with CaptureQueue(home.queue_file) as q, _connect(server, None, 10.0) as client:
-            res = wf.verify_code(code, client, q, city=city, log_vkey=log_key)
+        with (
+            CaptureQueue(home.queue_file) as q,
+            _connect(server, None, 10.0) as client,
+            _connect(server, token, 10.0) as org_client,
+        ):
+            res = wf.verify_code(
+                code,
+                client,
+                q,
+                city=city,
+                log_vkey=log_key,
+                bundle_client=org_client if bundle else None,
+                regulators=regulators,
+            )
     except (Unreachable, ApiError) as e:
         _fail(str(e))
     if as_json:
@@ -805,8 +838,27 @@ def verify(
         for name, ok, detail in res.checks:
             mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
             out.print(f"{mark} {name}: {detail}")
+        _print_bundle(res.bundle, r.get("verdict"))
     if not res.ok or res.response.get("verdict") != "genuine":
         raise typer.Exit(3)
+
+
+def _print_bundle(b: wf.BundleCheck | None, server_verdict: Any) -> None:
+    if b is None:
+        return
+    if b.status in ("unavailable", "skipped"):
+        out.print(f"- bundle: {b.detail}")
+        return
+    if b.status == "failed":
+        out.print(f"[red]✗[/red] bundle: does not verify: {b.detail}")
+        return
+    mark = "[green]✓[/green]" if b.agrees else "[red]✗[/red]"
+    same = "agrees with" if b.agrees else "DISAGREES with"
+    out.print(
+        f"{mark} bundle: verdict {b.verdict} ({b.detail}) {same} server verdict {server_verdict}"
+    )
+    for line in b.trust:
+        out.print(f"  {line}")
 
 
 # ---------------------------------------------------------------------- commissioning / labels

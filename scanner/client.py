@@ -138,12 +138,16 @@ class LedgerClient:
         """POST /v1/verify (public)."""
         return self._json("POST", "/v1/verify", json={"code": code, "city": city})
 
+    def bundle(self, code: str) -> bytes:
+        """GET /v1/items/{code}/bundle: the exact ``yima.bundle/v1`` bytes (token needed)."""
+        return self._request("GET", f"/v1/items/{quote(code, safe='')}/bundle").content
+
     def checkpoint(self) -> str:
         """GET /v1/log/checkpoint: the exact note text."""
         return self._request("GET", "/v1/log/checkpoint").text
 
     def log_keys(self) -> dict[str, Any]:
-        """GET /v1/log/keys: ``{"origin", "log_vkey", "witnesses"}``."""
+        """GET /v1/log/keys: ``{"origin", "log_vkey", "witnesses", "quorum"}``."""
         return self._json("GET", "/v1/log/keys")
 
     def inclusion_proof(self, index: int, size: int) -> dict[str, Any]:

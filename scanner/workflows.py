@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
+from ledger.bundle import BundleTrust, check_bundle, public_verdict
 from ledger.canonical import canonical_json
 from ledger.capture import CapturePayload, capture_id, verify_captured_event
 from ledger.epcis import aggregation_event, object_event
@@ -50,6 +51,7 @@ __all__ = [
     "ILMD_LOT",
     "RECALL_REASON",
     "SCAN_WORKFLOWS",
+    "BundleCheck",
     "CodeResult",
     "Commission",
     "Session",
@@ -57,6 +59,7 @@ __all__ = [
     "WorkflowOptions",
     "biz_transaction_uri",
     "build_events",
+    "check_item_bundle",
     "commission",
     "parse_site",
     "recall",
@@ -580,11 +583,12 @@ class VerifyResult:
     code: str
     response: dict[str, Any]
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    bundle: BundleCheck | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every check passed."""
-        return all(ok for _, ok, _ in self.checks)
+        """True when every check passed (and the bundle, if checked, agrees)."""
+        return all(ok for _, ok, _ in self.checks) and (self.bundle is None or self.bundle.ok)
 
     def to_json(self) -> dict[str, Any]:
         """Machine form."""
@@ -593,8 +597,106 @@ class VerifyResult:
             "verdict": self.response.get("verdict"),
             "response": self.response,
             "checks": [{"check": n, "ok": ok, "detail": d} for n, ok, d in self.checks],
+            "bundle": self.bundle.to_json() if self.bundle is not None else None,
             "verified": self.ok,
         }
+
+
+@dataclass
+class BundleCheck:
+    """The offline check of the pack's proof bundle (``ledger.bundle.check_bundle``).
+
+    Attributes:
+        status: ``verified`` (it verified), ``failed`` (it did not), ``unavailable`` (401/403:
+            this device's org may not read it — not a failure) or ``skipped`` (no regulator
+            root key configured — not a failure).
+        verdict: The bundle's verdict in the server's vocabulary (``genuine``, …), or None.
+        agrees: The bundle's verdict matches the server's (None when not verified).
+        detail: Why it failed / was skipped, or the lifecycle verdict.
+        trust: The trust roots used, one line each.
+        lines: The bundle report.
+    """
+
+    status: Literal["verified", "failed", "unavailable", "skipped"]
+    verdict: str | None = None
+    agrees: bool | None = None
+    detail: str = ""
+    trust: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """False when the bundle did not verify or disagrees with the server."""
+        return self.status != "failed" and self.agrees is not False
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine form."""
+        return {
+            "status": self.status,
+            "verdict": self.verdict,
+            "agrees": self.agrees,
+            "detail": self.detail,
+            "trust": self.trust,
+            "report": self.lines,
+        }
+
+
+def check_item_bundle(
+    code: str,
+    server: Mapping[str, Any],
+    client: LedgerClient,
+    log_keys: Mapping[str, Any],
+    *,
+    log_vkey: str,
+    regulators: Sequence[str],
+    at: str | None = None,
+) -> BundleCheck:
+    """Fetch the pack's bundle (token needed) and verify it offline; compare the verdicts.
+
+    Trust: the device's ``log_vkey`` (pinned), the witnesses and quorum of ``log_keys``
+    (``GET /v1/log/keys``), and the regulator root keys the device was given — the same
+    inputs as ``yima verify-bundle --keys``, and the same function
+    (:func:`ledger.bundle.check_bundle`).
+
+    Raises:
+        Unreachable: The server could not be reached.
+    """
+    if not regulators:
+        return BundleCheck("skipped", detail="no regulator root key configured (--regulator VKEY)")
+    try:
+        data = client.bundle(code)
+    except ApiError as e:
+        if e.status in (401, 403):
+            return BundleCheck("unavailable", detail="bundle not available to this device")
+        return BundleCheck("failed", detail=str(e))
+    try:
+        trust = BundleTrust.from_log_keys(log_keys, log_vkeys=[log_vkey], regulators=regulators)
+        wanted = parse_code(code).canonical
+        when = at or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        report, lines = check_bundle(data, trust, at=when, code=wanted)
+    except LedgerError as e:
+        return BundleCheck("failed", detail=f"{type(e).__name__}: {e}")
+    log_line, witness_line, regulator_line = trust.describe()
+    trust_lines = [
+        f"{log_line} (pinned by this device)",
+        f"{witness_line} (GET /v1/log/keys)",
+        f"{regulator_line} (device configuration)",
+    ]
+    verdict = public_verdict(report.verdict)
+    said = server.get("verdict")
+    # Consumer scans are not logged (no signature behind them): a clone signal the server
+    # raised from them cannot be in the bundle, so "suspect / suspected_clone" is not a
+    # disagreement with a bundle that says genuine.
+    clone = said == "suspect" and server.get("reason") == "suspected_clone"
+    agrees = verdict == said or (clone and verdict == "genuine")
+    return BundleCheck(
+        "verified",
+        verdict=verdict,
+        agrees=agrees,
+        detail=f"{report.verdict.code}: {report.verdict.headline}",
+        trust=trust_lines,
+        lines=lines,
+    )
 
 
 def _check_leaf(
@@ -632,6 +734,8 @@ def verify_code(
     *,
     city: str | None = None,
     log_vkey: str | None = None,
+    bundle_client: LedgerClient | None = None,
+    regulators: Sequence[str] = (),
 ) -> VerifyResult:
     """Ask the server for a verdict and check its evidence against the signed log.
 
@@ -646,6 +750,9 @@ def verify_code(
         queue: The device state file.
         city: Coarse location for the consumer scan (optional).
         log_vkey: The log key to trust; default: the pinned one, or trust on first use.
+        bundle_client: A client with the org's token: also fetch the pack's proof bundle and
+            verify it offline (:func:`check_item_bundle`) with the trusted log key.
+        regulators: Regulator root vkeys for the bundle's registry trust chain.
 
     Returns:
         The result with each check.
@@ -698,7 +805,11 @@ def verify_code(
             checks.append(("consistency", True, f"older head {cp.size} is a prefix of {last.size}"))
     except (LedgerError, ApiError, KeyError, ValueError) as e:
         checks.append(("consistency", False, f"{type(e).__name__}: {e}"))
-    if result.ok:
+    if bundle_client is not None:
+        result.bundle = check_item_bundle(
+            code, resp, bundle_client, keys, log_vkey=pinned, regulators=regulators
+        )
+    if all(ok for _, ok, _ in checks):  # the log checks; the bundle does not move the head
         queue.save_checkpoint(
             StoredCheckpoint(origin, cp.size, cp.root_hash.hex(), str(resp["checkpoint"]))
         )

@@ -14,6 +14,7 @@ offline and syncs later, the owner recalls the lot.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -200,6 +201,38 @@ def test_journey_through_testclient(
     assert v3["verdict"] == "already_dispensed" and v3["verified"]
     code, out = scan(consumer, "verify", codes[1])
     assert code == 0 and "✓ inclusion" in out and "✗" not in out
+    assert "bundle" not in out  # no token: no bundle
+
+    # The pharmacy till has the org token: it also verifies the pack's proof bundle offline
+    # (pinned log key, witnesses of /v1/log/keys, the regulator root it was given) and the
+    # bundle's verdict equals the server's.
+    root = Signer("nmpa/k1", seed("nmpa")).vkey()
+    vt = scan_json(till, "verify", codes[1], "--regulator", root)
+    assert vt["verdict"] == "genuine" and vt["verified"], vt
+    assert vt["bundle"]["status"] == "verified" and vt["bundle"]["agrees"], vt["bundle"]
+    assert vt["bundle"]["verdict"] == vt["verdict"] and "dispensed" in vt["bundle"]["detail"]
+    assert any("nmpa/k1" in line for line in vt["bundle"]["trust"])
+    code, out = scan(till, "verify", codes[1], "--regulator", root)
+    assert code == 0 and "agrees with server verdict genuine" in out, out
+    # Opting out, and a device without a regulator root: no bundle check, no failure.
+    assert scan_json(till, "verify", codes[1], "--no-bundle")["bundle"] is None
+    assert scan_json(till, "verify", codes[1])["bundle"]["status"] == "skipped"
+    # One bit of the bundle flipped in transit: it no longer verifies -> exit 3.
+    real_bundle = LedgerClient.bundle
+
+    def tampered(self: LedgerClient, code: str) -> bytes:
+        obj = json.loads(real_bundle(self, code))
+        leaf = bytearray(base64.b64decode(obj["entries"][-1]["leaf"]))
+        leaf[len(leaf) // 2] ^= 0x01
+        obj["entries"][-1]["leaf"] = base64.b64encode(bytes(leaf)).decode()
+        return json.dumps(obj).encode()
+
+    with monkeypatch.context() as m:
+        m.setattr(LedgerClient, "bundle", tampered)
+        bad = scan_json(till, "verify", codes[1], "--regulator", root, expect=3)
+        assert bad["bundle"]["status"] == "failed" and not bad["verified"], bad["bundle"]
+        code, out = scan(till, "verify", codes[1], "--regulator", root)
+        assert code == 3 and "bundle: does not verify" in out, out
 
     # Offline: the till keeps working; the capture is queued, then synced with its receipt;
     # a resend after a lost answer gets the same receipt (duplicate), nothing written twice.
