@@ -1,9 +1,10 @@
 """Seed a small world for the page tests: the demo organisations, products and journey.
 
-The registry is built through the service layer (bootstrap, signed org/key/product
-statements, tokens) and the scripted journey (``fixtures/journey.py``) then runs over HTTP
-with ``TestClient``, exactly as scanners would. The result names the codes the page tests open
-(genuine, recalled, twice dispensed, unknown, vaccine, TCM) and the tokens they log in with.
+The registry is built exactly as ``yima demo`` builds it (``fixtures.demo.load_world``:
+signed org/key/product statements through the service layer, DEMO ONLY tokens), then the
+scripted journey (``fixtures/journey.py``) runs over HTTP with ``TestClient``, exactly as
+scanners would. The result names the codes the page tests open (genuine, recalled, twice
+dispensed, unknown, vaccine, TCM) and the tokens they log in with.
 
 DEMO ONLY: every key comes from ``fixtures.world`` (public seeds).
 """
@@ -17,21 +18,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from api.auth import Caller
 from api.container import Container
-from api.services import registry
-from api.services.common import rfc3339
 from api.settings import Settings
-from api.statements import (
-    KEY_TYPE,
-    ORG_TYPE,
-    PRODUCT_TYPE,
-    key_statement,
-    org_statement,
-    product_statement,
-    sign_statement,
-)
 from fixtures import journey, world
+from fixtures.demo import load_world
 from ledger import capture, epcis
 
 __all__ = [
@@ -53,20 +43,6 @@ class SeededWorld:
     tokens: dict[str, str]
 
 
-def _org_statement(org: world.Org, signer: str, created: str) -> dict[str, object]:
-    return org_statement(
-        org_id=org.id,
-        name=org.name,
-        role=org.role,
-        locations=[{"gln": s.gln, "city": s.city, "province": s.province} for s in org.sites],
-        gs1_prefixes=list(org.company_prefixes),
-        nmpa_prefixes=list(org.nmpa_prefixes),
-        party_gln=org.party_gln,
-        signer=signer,
-        created=created,
-    )
-
-
 def seed(client: TestClient, c: Container, *, start: datetime | None = None) -> SeededWorld:
     """Register the demo world and run the scripted journey on an empty service.
 
@@ -78,76 +54,8 @@ def seed(client: TestClient, c: Container, *, start: datetime | None = None) -> 
     Returns:
         The journey's codes and one token per organisation.
     """
-    created = rfc3339(c.now())
-    root = world.JS_MPA
-    root_dev = root.device
-    registry.bootstrap(
-        c,
-        sign_statement(_org_statement(root, root_dev.producer, created), root_dev.key),
-        sign_statement(
-            key_statement(
-                org=root.id,
-                name=root_dev.producer,
-                public_key=root_dev.key.public_key,
-                signer=root_dev.producer,
-                created=created,
-            ),
-            root_dev.key,
-        ),
-    )
-    regulator = Caller(org=root.id, role="regulator")
-    for org in world.ORGS:
-        if org.id != root.id:
-            registry.register(
-                c,
-                regulator,
-                sign_statement(_org_statement(org, root_dev.producer, created), root_dev.key),
-                expect=frozenset({ORG_TYPE}),
-            )
-        for dev in org.all_devices:
-            if dev.producer == root_dev.producer:
-                continue
-            stmt = key_statement(
-                org=org.id,
-                name=dev.producer,
-                public_key=dev.key.public_key,
-                signer=root_dev.producer,
-                created=created,
-            )
-            registry.register(
-                c, regulator, sign_statement(stmt, root_dev.key), expect=frozenset({KEY_TYPE})
-            )
-    for p in world.PRODUCTS:
-        owner = world.org(p.owner)
-        dev = owner.device
-        stmt = product_statement(
-            signer=dev.producer,
-            created=created,
-            gtin=p.gtin,
-            nmpa_drug_id=p.nmpa_drug_id,
-            owner=p.owner,
-            generic_name=p.generic_name,
-            trade_name=p.trade_name,
-            dosage_form=p.dosage_form,
-            strength=p.strength,
-            package=p.pack_spec,
-            approval_number=p.approval_no,
-            mah=p.mah,
-            manufacturer=p.manufacturer,
-            category=p.category,
-            storage_min_c=p.storage_min_c,
-            storage_max_c=p.storage_max_c,
-            rx=p.rx,
-            yield_min=p.yield_min,
-            yield_max=p.yield_max,
-        )
-        registry.register(
-            c,
-            Caller(org=owner.id, role=owner.role),
-            sign_statement(stmt, dev.key),
-            expect=frozenset({PRODUCT_TYPE}),
-        )
-    tokens = {org.id: registry.create_token(c, org.id, label="page tests") for org in world.ORGS}
+    # The same registration as `yima demo` (orgs, device keys, products, DEMO ONLY tokens).
+    tokens = load_world(c)
     begin = start or (c.now() - timedelta(days=10)).astimezone(UTC)
     result = journey.run(client, tokens, start=begin, clock=lambda: datetime.now(UTC))
     return SeededWorld(result=result, tokens=tokens)
