@@ -7,6 +7,7 @@ objects with canonical Digital Link identifiers, built by the tiny helpers below
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -1137,3 +1138,172 @@ def test_random_journeys_replay_deterministically(entries: list[ReplayEntry]) ->
 
 def test_undo_window_constant() -> None:
     assert timedelta(days=10) == lc.UNDO_WINDOW
+
+
+# --------------------------------------------------------------------------- fast paths
+#
+# apply_event skips the guard chain of DEFAULT_POLICY for a code when the step's compiled
+# predicate says every guard passes, and builds states through a positional constructor instead
+# of the dataclass's own. Both are only sound if they agree with the plain code everywhere.
+
+_FP_CODES = (sgtin(0), sgtin(1), sgtin(2, GTIN_UNREGISTERED), CASE, f"{CASE[:-1]}3")
+_FP_ORGS = ("mfr", "dc", "ph1", None)
+_FP_SITES = (FACTORY, DC, PH1, None)
+_FP_DAYS = ("2025-03-01", "2028-12-31", "2029-01-01", "not-a-date", None)
+
+_fp_records = st.builds(
+    lc.DispenseRecord,
+    org=st.sampled_from(("ph1", "ph2")),
+    location=st.sampled_from(_FP_SITES),
+    time=st.just("2025-03-01T09:00:00+08:00"),
+    event_id=st.sampled_from(("ev-1", "ev-2")),
+    administered=st.booleans(),
+)
+
+
+@st.composite
+def _fp_states(draw: st.DrawFn) -> dict[str, ItemState]:
+    out: dict[str, ItemState] = {}
+    for code in _FP_CODES:
+        if draw(st.integers(0, 4)) == 0:
+            continue  # unknown code
+        out[code] = ItemState(
+            code=code,
+            status=draw(st.sampled_from(sorted(lc.STATUSES))),
+            product_gtin=draw(st.sampled_from((GTIN, GTIN_UNREGISTERED, None))),
+            lot=draw(st.sampled_from(("B1", None))),
+            expiry=draw(st.sampled_from(_FP_DAYS)),
+            custodian=draw(st.sampled_from(_FP_ORGS)),
+            location=draw(st.sampled_from(_FP_SITES)),
+            parent=draw(st.sampled_from((None, *_FP_CODES))),
+            children=tuple(draw(st.lists(st.sampled_from(_FP_CODES), max_size=3, unique=True))),
+            in_transit_to=draw(st.sampled_from(_FP_ORGS)),
+            destination=draw(st.sampled_from(_FP_SITES)),
+            recalled=draw(st.booleans()),
+            quarantined=draw(st.booleans()),
+            dispense_count=draw(st.integers(0, 1)),
+            dispense_attempts=draw(st.integers(0, 2)),
+            first_dispense=draw(st.one_of(st.none(), _fp_records)),
+            commissioned_by=draw(st.sampled_from(_FP_ORGS)),
+        )
+    return out
+
+
+@st.composite
+def _fp_contexts(draw: st.DrawFn) -> tuple[lc.Context, str]:
+    states = draw(_fp_states())
+    step = draw(st.sampled_from(sorted(lc._DEFAULT_PASS)))
+    code = draw(st.sampled_from(_FP_CODES))
+    moved = (code, *draw(st.lists(st.sampled_from(_FP_CODES), max_size=3, unique=True)))
+    ctx = lc.Context(
+        event={},
+        event_id="ev-9",
+        step=step,
+        actor=draw(st.sampled_from((MFR, DCA, PHA, REG, FAKE))),
+        record_time="2026-01-01T00:00:00Z",
+        event_time="2026-01-01T09:00:00+08:00",
+        event_date=draw(st.sampled_from(("2026-01-01", "2028-12-31", "2029-01-01"))),
+        site=draw(st.sampled_from(_FP_SITES)),
+        states=states,
+        products=PRODUCTS,
+        org_of=ORG_OF,
+        gtin_of={},
+        targets=moved,
+        moved=moved,
+        parent=draw(st.sampled_from((None, *_FP_CODES))),
+        destination=draw(st.sampled_from(_FP_SITES)),
+        destination_org=draw(st.sampled_from(_FP_ORGS)),
+        return_shipment=draw(st.booleans()),
+    )
+    return ctx, code
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_fp_contexts())
+def test_compiled_guards_equal_the_default_chains(case: tuple[lc.Context, str]) -> None:
+    ctx, code = case
+    chain = lc.DEFAULT_POLICY.rules[ctx.step]
+    assert lc._DEFAULT_PASS[ctx.step](ctx, code) == all(
+        rule.check(ctx, code) is None for rule in chain
+    )
+
+
+def test_every_compiled_step_mirrors_its_chain_by_name() -> None:
+    # A guard added to a step's chain must be added to its predicate too: the generated test
+    # above would catch a disagreement, and this names the chains the predicates were written
+    # for, so that changing one fails loudly here first.
+    chains = {
+        step: tuple(type(r).__name__ for r in lc.DEFAULT_POLICY.rules[step])
+        for step in lc._DEFAULT_PASS
+    }
+    assert chains == {
+        lc.STEP_COMMISSION: ("CommissionOnce", "CommissionByOwner"),
+        lc.STEP_PACK: ("Known", "Holds", "AtSite", "InStock", "PackInto"),
+        lc.STEP_UNPACK: ("Known", "PackedInParent", "Holds", "AtSite", "InStock"),
+        lc.STEP_SHIP: (
+            "Known",
+            "NotPackedAlone",
+            "Holds",
+            "AtSite",
+            "InStock",
+            "Sellable",
+            "DestinationDeclared",
+        ),
+        lc.STEP_RECEIVE: ("Known", "NotPackedAlone", "ShippedToActor"),
+        lc.STEP_DISPENSE: (
+            "Known",
+            "NotPackedAlone",
+            "DispenseOnce",
+            "NotRecalled",
+            "NotExpired",
+            "NotQuarantined",
+            "Holds",
+            "AtSite",
+            "InStock",
+        ),
+        lc.STEP_DESTROY: ("Known", "NotPackedAlone", "Holds", "AtSite", "InStock"),
+        lc.STEP_DECOMMISSION: ("Known", "NotPackedAlone", "Holds", "AtSite", "InStock"),
+        lc.STEP_SENSOR: ("Known",),
+    }
+
+
+# A policy with the same rules that is not lc.DEFAULT_POLICY takes the general path throughout.
+_GENERAL = Policy(rules=dict(lc.DEFAULT_POLICY.rules), effects=lc.DEFAULT_POLICY.effects)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_journeys())
+def test_fast_and_general_engines_replay_identically(entries: list[lc.ReplayEntry]) -> None:
+    fast = replay(entries, products=PRODUCTS, org_of=ORG_OF)
+    general = replay(entries, products=PRODUCTS, org_of=ORG_OF, policy=_GENERAL)
+    assert fast == general
+
+
+_VALUES = st.tuples(
+    st.text(max_size=5),
+    st.sampled_from(sorted(lc.STATUSES)),
+    *(st.one_of(st.none(), st.text(max_size=3)) for _ in range(6)),
+    st.tuples(st.text(max_size=3)),
+    *(st.one_of(st.none(), st.text(max_size=3)) for _ in range(2)),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 3),
+    st.integers(0, 3),
+    st.one_of(st.none(), _fp_records),
+    *(st.one_of(st.none(), st.text(max_size=3)) for _ in range(3)),
+)
+
+
+@given(_VALUES)
+def test_state_from_values_is_the_dataclass(values: tuple[Any, ...]) -> None:
+    fast, plain = lc.state_from_values(values), ItemState(*values)
+    assert type(fast) is ItemState
+    assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
+    assert dataclasses.asdict(fast) == dataclasses.asdict(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.status = "x"  # type: ignore[misc]
+
+
+def test_state_from_values_needs_every_field() -> None:
+    with pytest.raises(TypeError):
+        lc.state_from_values(("only-a-code",))
