@@ -195,7 +195,8 @@ def _is_device_self_registration(stmt: Statement, path_org: str | None) -> bool:
 
 
 def _authorize_device_key(conn: Connection, caller: Caller, stmt: KeyStatement) -> None:
-    """Who may self-register a device key (spec §11.2 step 3, a-d; e is checked by the caller).
+    """Who may self-register a device key (spec §11.2 step 3, a-d and f; e is checked by the
+    caller).
 
     The org token is the authority: the caller must be the org the key is for (a regulator
     token does not stand in for another org's device). ``name`` is ``{org}/{device}`` of the
@@ -206,8 +207,16 @@ def _authorize_device_key(conn: Connection, caller: Caller, stmt: KeyStatement) 
             f"a device key of {stmt.org!r} is registered with a token of {stmt.org!r}, "
             f"not of {caller.org!r}"
         )
-    if _role_of(conn, stmt.org) is None:
+    role = _role_of(conn, stmt.org)
+    if role is None:
         raise NotFound(f"organisation {stmt.org!r} is not registered")
+    if role == "regulator":
+        # Spec §11.2 step 3f: a regulator's keys sign the registry itself (orgs, keys), so a
+        # bearer token alone must not mint one; another regulator key registers it (§8.3).
+        raise PermissionDenied(
+            f"{stmt.org!r} is a regulator: its keys are registered by a statement signed with "
+            "a current regulator key, not by self-registration"
+        )
     if any(k.key_id == stmt.key_id for k in load_keys(conn, org=stmt.org)):
         raise Conflict(f"key {stmt.key_id} is already registered for {stmt.org!r}")
 

@@ -116,6 +116,23 @@ def test_self_registration_refusals(world: World) -> None:
     assert _post_key(world, "huaxin", forged, "huaxin").status_code == 403
 
 
+def test_regulator_devices_cannot_self_register(world: World) -> None:
+    """Spec §11.2 step 3f: a regulator key signs registry statements, so a token cannot mint
+    one; nothing is logged. The regulator-signed path still registers it."""
+    name, key = _device("nmpa", "desk1")
+    body = _self_signed("nmpa", name, key)
+    size = world.size()
+    r = _post_key(world, "nmpa", body, "nmpa")
+    assert r.status_code == 403, r.text
+    assert "regulator" in r.json()["detail"]
+    assert world.size() == size
+    kst = key_statement(
+        org="nmpa", name=name, public_key=key.public_key, signer="nmpa/k1", created=CREATED
+    )
+    signed = sign_statement(kst, world.keys["nmpa"]).to_wire()
+    assert _post_key(world, "nmpa", signed, "nmpa").status_code == 201
+
+
 def test_regulator_signed_key_still_accepted(world: World) -> None:
     new = seed("huaxin-reg")
     kst = key_statement(
