@@ -285,8 +285,11 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.runtime import tune_gc
 
-    uvicorn.run(create_app(Settings.from_env()), host=host, port=port)
+    app = create_app(Settings.from_env())
+    tune_gc()  # after startup, so the app's long-lived objects are frozen (docs/adr/0013)
+    uvicorn.run(app, host=host, port=port)
 
 
 def register(app: typer.Typer) -> None:
