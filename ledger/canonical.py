@@ -19,6 +19,12 @@ take a fast path (SPEC §4.1):
 
 Anything ``orjson`` refuses (lone surrogates, very deep nesting) is retried on the reference
 path so that the error raised is the same whichever path ran.
+
+Bytes from the fast path are also *stable*: they parse back (with any JSON parser) to a value
+of the same exact types whose canonical JSON is the same bytes, so a verifier that made them
+itself need not re-check them (:func:`canonical_json_stable`, SPEC §4.9). The reference path
+does not promise that: an integral float such as ``1e16`` is written as an integer beyond
+±(2**53 - 1), which RFC 8785 then refuses to write again.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ __all__ = [
     "MAX_DEPTH",
     "canonical_json",
     "canonical_json_reference",
+    "canonical_json_stable",
     "is_fast_path_safe",
 ]
 
@@ -174,13 +181,31 @@ def canonical_json(value: Any) -> bytes:
     Raises:
         CanonicalizationError: The value cannot be put in RFC 8785 form.
     """
+    return canonical_json_stable(value)[0]
+
+
+def canonical_json_stable(value: Any) -> tuple[bytes, bool]:
+    """:func:`canonical_json`, and whether the bytes are proven stable under a round trip.
+
+    Args:
+        value: As for :func:`canonical_json`.
+
+    Returns:
+        ``(bytes, stable)``: the same bytes :func:`canonical_json` returns; ``stable`` is True
+        when they came from the fast path, i.e. ``value`` holds only plain JSON types, integers
+        within ±(2**53 - 1) and no floats. Then the bytes parse back to an equal value (lists
+        for tuples) whose canonical JSON is these very bytes.
+
+    Raises:
+        CanonicalizationError: The value cannot be put in RFC 8785 form.
+    """
     # The walk always runs: it enforces MAX_DEPTH (raising) before any recursive serialiser.
     # (the reference path below checks the depth of values _safe could not prove).
     safe = _safe(value)
     if _orjson is not None and safe:
         try:
             out: bytes = _orjson.dumps(value, option=_ORJSON_OPTS)
-            return out
+            return out, True
         except _orjson.JSONEncodeError:
             pass  # e.g. a lone surrogate: let the reference path raise the uniform error
-    return canonical_json_reference(value)
+    return canonical_json_reference(value), False

@@ -15,11 +15,11 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from ledger.canonical import canonical_json
+from ledger.canonical import canonical_json, canonical_json_stable
 from ledger.errors import (
     ChainError,
     EncodingError,
@@ -54,8 +54,10 @@ __all__ = [
     "CapturePayload",
     "CapturedEvent",
     "SignedCapture",
+    "WireCapture",
     "build_capture",
     "capture_id",
+    "decode_wire",
     "event_leaf",
     "from_wire",
     "parse_event_bytes",
@@ -64,6 +66,7 @@ __all__ = [
     "verify_captured_event",
     "verify_chain",
     "verify_signed_capture",
+    "verify_wire_capture",
 ]
 
 CAPTURE_TYPE: Final = "yima.capture/v1"
@@ -326,10 +329,20 @@ def parse_event_bytes(event_bytes: bytes) -> dict[str, Any]:
     return obj
 
 
-def _event_id_of(event_bytes: bytes) -> str:
+def _event_id_of(event_bytes: bytes, stable: bool = False) -> str:
     # SPEC §4.4: the ID is computed from the event as parsed back from its canonical bytes,
     # so builder and verifiers hash the same value (1.0 and 1 are both "1" on the wire).
-    eid: str = event_hash(parse_event_bytes(event_bytes))
+    # SPEC §4.9: bytes this process made from a JSON object on the fast path (``stable``) are
+    # canonical by construction; parsing them back is all parse_event_bytes would do to them.
+    obj: Any = None
+    if stable and _fast_loads is not None:
+        try:
+            obj = _fast_loads(event_bytes)
+        except (ValueError, RecursionError):
+            obj = None
+    if type(obj) is not dict:  # not stable (or not what decode_wire made): the full check
+        obj = parse_event_bytes(event_bytes)
+    eid: str = event_hash(obj)
     return eid
 
 
@@ -371,10 +384,59 @@ class SignedCapture:
         """Hex SHA-256 of the payload bytes."""
         return capture_id(self.payload_bytes)
 
+    def paths_b64(self) -> list[list[str]]:
+        """Every event's inclusion path, each hash in standard base64 (as leaves store it).
 
-def _tree(event_bytes_list: Sequence[bytes]) -> tuple[str, tuple[CapturedEvent, ...]]:
+        The same as ``[[b64encode(h) for h in e.path] for e in self.events]``, but each node
+        of the tree is encoded once: a capture of n events has about 2n distinct path hashes
+        and n·log2(n) path entries.
+
+        Returns:
+            One list per event, in leaf order.
+        """
+        memo: dict[bytes, str] = {}
+        out: list[list[str]] = []
+        for e in self.events:
+            encoded: list[str] = []
+            for h in e.path:
+                text = memo.get(h)
+                if text is None:
+                    text = memo[h] = b64encode(h)
+                encoded.append(text)
+            out.append(encoded)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class WireCapture:
+    """A capture decoded from its wire form (SPEC §4.9); nothing is verified yet.
+
+    Made by :func:`decode_wire`, verified by :func:`verify_wire_capture`.
+
+    Attributes:
+        payload_bytes: The payload bytes as sent (unverified).
+        signature: The signature as sent.
+        event_bytes: Each event's canonical bytes, in leaf order.
+        events: The wire event objects themselves, in leaf order.
+    """
+
+    payload_bytes: bytes
+    signature: bytes
+    event_bytes: tuple[bytes, ...]
+    events: tuple[dict[str, Any], ...]
+    # Per event: its bytes came from canonical_json's fast path, so they are canonical by
+    # construction (ledger.canonical.canonical_json_stable). Only decode_wire sets it.
+    _stable: tuple[bool, ...] = field(default=(), repr=False, compare=False)
+
+
+def _tree(
+    event_bytes_list: Sequence[bytes], stable: Sequence[bool] = ()
+) -> tuple[str, tuple[CapturedEvent, ...]]:
     """Events root (hex) and the captured events with their paths."""
-    ids = [_event_id_of(b) for b in event_bytes_list]
+    if stable and len(stable) == len(event_bytes_list):
+        ids = [_event_id_of(b, s) for b, s in zip(event_bytes_list, stable, strict=True)]
+    else:
+        ids = [_event_id_of(b) for b in event_bytes_list]
     leaves = [leaf_hash(event_leaf(i, b)) for i, b in zip(ids, event_bytes_list, strict=True)]
     root, paths = _root_and_paths(leaves)
     events = tuple(
@@ -390,28 +452,34 @@ def _root_and_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
     Same values as :class:`ledger.merkle.MemoryHashStore` (root, then ``inclusion_proof(i,
     n)`` for each leaf; a differential test checks it), without one O(log n) proof walk per
     leaf: each interior node is hashed once and handed to every leaf below its sibling.
+
+    Built level by level, bottom-up: pairing nodes (2k, 2k+1) and carrying an odd last node up
+    unhashed gives exactly RFC 9162's split at the largest power of two below the width (the
+    left subtree is always complete), without a recursive call per node.
     """
     n = len(leaves)
     if n == 0:
         return EMPTY_ROOT, []
     paths: list[list[bytes]] = [[] for _ in range(n)]
-
-    def subtree(lo: int, hi: int) -> bytes:
-        # RFC 9162 §2.1.1: split at the largest power of two smaller than the width.
-        width = hi - lo
-        if width == 1:
-            return leaves[lo]
-        mid = lo + (1 << ((width - 1).bit_length() - 1))
-        left = subtree(lo, mid)
-        right = subtree(mid, hi)
-        # Paths are listed from the leaf upward: the deeper siblings were appended first.
-        for path in paths[lo:mid]:
-            path.append(right)
-        for path in paths[mid:hi]:
-            path.append(left)
-        return node_hash(left, right)
-
-    return subtree(0, n), paths
+    level = list(leaves)
+    width = 1  # leaves under each node of this level (the last node may have fewer)
+    while len(level) > 1:
+        up: list[bytes] = []
+        for j in range(0, len(level) - 1, 2):
+            left, right = level[j], level[j + 1]
+            lo = j * width
+            mid = lo + width
+            # Paths are listed from the leaf upward: the deeper siblings were appended first.
+            for path in paths[lo:mid]:
+                path.append(right)
+            for path in paths[mid : mid + width]:
+                path.append(left)
+            up.append(node_hash(left, right))
+        if len(level) % 2:
+            up.append(level[-1])  # no sibling at this level: carried up as is
+        level = up
+        width *= 2
+    return level[0], paths
 
 
 def build_capture(
@@ -568,6 +636,42 @@ def verify_signed_capture(
         ProofError: The number of events differs from the signed count.
         HashMismatchError: The events' Merkle root differs from the signed ``events_root``.
     """
+    return _verify_events(payload_bytes, signature, list(events), (), public_key)
+
+
+def verify_wire_capture(wire: WireCapture, public_key: PublicKey) -> SignedCapture:
+    """Verify a capture decoded by :func:`decode_wire` (SPEC §4.6, §4.9).
+
+    The same checks, results and errors as ``verify_signed_capture(wire.payload_bytes,
+    wire.signature, list(wire.event_bytes), public_key)``; event bytes that
+    :func:`decode_wire` made on the canonical fast path are not re-serialised to be checked
+    canonical (they are by construction, SPEC §4.9).
+
+    Args:
+        wire: The decoded capture.
+        public_key: The producer key.
+
+    Returns:
+        The verified capture, with IDs and paths for every event.
+
+    Raises:
+        SignatureError: Bad signature or key ID.
+        EncodingError: Malformed payload or event.
+        ProofError: The number of events differs from the signed count.
+        HashMismatchError: The events' Merkle root differs from the signed ``events_root``.
+    """
+    return _verify_events(
+        wire.payload_bytes, wire.signature, list(wire.event_bytes), wire._stable, public_key
+    )
+
+
+def _verify_events(
+    payload_bytes: bytes,
+    signature: bytes,
+    events: list[bytes],
+    stable: Sequence[bool],
+    public_key: PublicKey,
+) -> SignedCapture:
     # SPEC §4.6 steps 1-3.
     payload = verify_capture(payload_bytes, signature, public_key)
     # SPEC §4.6 step 4: as many events as were signed (none dropped, none added).
@@ -578,7 +682,7 @@ def verify_signed_capture(
             actual=len(events),
         )
     # SPEC §4.6 step 5: recompute every leaf from the bytes and compare the root.
-    root, captured = _tree(list(events))
+    root, captured = _tree(events, stable)
     if root != payload.events_root:
         raise HashMismatchError(
             "events do not hash to the signed events_root",
@@ -679,6 +783,27 @@ def from_wire(obj: Mapping[str, Any]) -> tuple[bytes, bytes, list[bytes]]:
         EncodingError: Missing or unknown fields, bad base64, or events that are not objects.
         CanonicalizationError: An event cannot be put in canonical form.
     """
+    wire = decode_wire(obj)
+    return wire.payload_bytes, wire.signature, list(wire.event_bytes)
+
+
+def decode_wire(obj: Mapping[str, Any]) -> WireCapture:
+    """Decode the JSON wire form (SPEC §4.9) for :func:`verify_wire_capture`.
+
+    The same checks and errors as :func:`from_wire`; the result also keeps the event objects
+    and which event bytes are canonical by construction, so that verification need not
+    re-serialise them.
+
+    Args:
+        obj: The parsed JSON object.
+
+    Returns:
+        The decoded capture (nothing verified yet).
+
+    Raises:
+        EncodingError: Missing or unknown fields, bad base64, or events that are not objects.
+        CanonicalizationError: An event cannot be put in canonical form.
+    """
     if not isinstance(obj, Mapping):
         raise EncodingError("signed capture must be a JSON object", actual=type(obj).__name__)
     if set(obj) != _WIRE_FIELDS:
@@ -691,8 +816,11 @@ def from_wire(obj: Mapping[str, Any]) -> tuple[bytes, bytes, list[bytes]]:
     if not isinstance(events, list):
         raise EncodingError("events must be a JSON array", actual=type(events).__name__)
     out: list[bytes] = []
+    stable: list[bool] = []
     for i, ev in enumerate(events):
         if not isinstance(ev, dict):
             raise EncodingError(f"events[{i}] must be a JSON object", actual=type(ev).__name__)
-        out.append(canonical_json(ev))
-    return payload_bytes, signature, out
+        data, ok = canonical_json_stable(ev)
+        out.append(data)
+        stable.append(ok)
+    return WireCapture(payload_bytes, signature, tuple(out), tuple(events), tuple(stable))

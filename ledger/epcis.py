@@ -8,7 +8,9 @@ the numbered steps that the code below cites as ``# SPEC §2.x step n``.
   returns an :class:`EpcisDocument`, or raises :class:`~ledger.errors.EpcisValidationError`
   whose ``path`` names the offending field (``epcisBody.eventList[0].ilmd``) and whose
   ``reason`` says why.
-* :func:`validate_event` does the same for one event object.
+* :func:`validate_event` does the same for one event object; :func:`check_event` gives its
+  verdict without building the model. The usual event shapes take a fast path proven to give
+  the same result (SPEC §2.4a).
 * :func:`object_event`, :func:`aggregation_event`, :func:`transformation_event`,
   :func:`association_event` and :func:`document` build plain JSON dicts with bare CBV
   terms that pass this validator.
@@ -37,6 +39,7 @@ from ledger.cbv import (
     COMPONENTS,
     DISPOSITIONS,
     ERROR_REASONS,
+    KINDS,
     MEASUREMENT_TYPES,
     SOURCE_DEST_TYPES,
     CbvKind,
@@ -77,6 +80,7 @@ __all__ = [
     "aggregation_event",
     "association_event",
     "cbv_uri",
+    "check_event",
     "document",
     "epc_list_of",
     "load_document",
@@ -1235,6 +1239,15 @@ def validate_event(
     Raises:
         EpcisValidationError: With ``path`` of the offending field and ``reason``.
     """
+    # SPEC §2.4a: the usual shapes take the fast path, which gives this same model.
+    fast = _fast_event(obj, _DEFAULT_PREFIXES if prefixes is None else prefixes, True)
+    if fast is not False and fast is not True:
+        return fast
+    return _validate_general(obj, path, prefixes)
+
+
+def _validate_general(obj: Any, path: str, prefixes: Mapping[str, str] | None) -> Event:
+    """SPEC §2.4 steps 1-14 for any event: the definition the fast path is proven against."""
     in_force: dict[str, str] = dict(_DEFAULT_PREFIXES if prefixes is None else prefixes)
     # SPEC §2.4 step 1: an object with a known event type.
     ev = _object(obj, path, "an event")
@@ -1436,6 +1449,17 @@ def validate_event(
         "extensions": extensions,
     }
     # SPEC §2.4 step 14: the model.
+    return _model(etype, common, action, ids, qty)
+
+
+def _model(
+    etype: str,
+    common: dict[str, Any],
+    action: Any,
+    ids: Mapping[str, Any],
+    qty: Mapping[str, tuple[QuantityElement, ...]],
+) -> Event:
+    """The frozen model of a validated event (SPEC §2.4 step 14): one builder, both paths."""
     if etype == "ObjectEvent":
         return ObjectEvent(
             **common,
@@ -1475,6 +1499,383 @@ def validate_event(
         output_quantity_list=qty.get("outputQuantityList", ()),
         transformation_id=ids.get("transformationID"),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Fast path (SPEC §2.4a): the usual event shapes, checked without path strings or helpers
+# --------------------------------------------------------------------------------------------
+# validate_event above is the definition. _fast_event accepts only what it can prove valid
+# with cheaper checks (each one is at least as strict as its general counterpart) and builds
+# the same model through _model; anything unusual (an @context, "id", certificationInfo,
+# errorDeclaration, sensorElementList, a private vocabulary URI, a percent-escape, a lower-case
+# "t"/"z", a str subclass, a failed check...) makes it step aside, and the general path decides
+# and raises. tests/unit/test_epcis_fastpath.py proves it on generated and mutated events.
+
+_MISSING: Final[Any] = object()
+# Members the fast path leaves to the general path (rare in captures, or involved to check).
+_FAST_SKIPPED: Final = frozenset(
+    {"@context", "id", "certificationInfo", "errorDeclaration", "sensorElementList"}
+)
+_ALL_KEYS: Final[Mapping[str, frozenset[str]]] = {
+    etype: _COMMON_KEYS | keys for etype, keys in _TYPE_KEYS.items()
+}
+_FAST_KEYS: Final[Mapping[str, frozenset[str]]] = {
+    etype: keys - _FAST_SKIPPED for etype, keys in _ALL_KEYS.items()
+}
+
+
+def _cbv_values(kind: CbvKind) -> dict[str, str]:
+    # Every spelling _cbv_term maps to a term (bare, EPCIS 1.x URN, Web URI) -> the Web URI
+    # _vocab returns for it. Private-vocabulary URIs are absent: the general path decides.
+    web, urn = web_prefix(kind), urn_prefix(kind)
+    out: dict[str, str] = {}
+    for term in vocabulary(kind):
+        out[term] = out[urn + term] = out[web + term] = web + term
+    return out
+
+
+_FAST_CBV: Final[Mapping[str, Mapping[str, str]]] = {kind: _cbv_values(kind) for kind in KINDS}
+_FAST_BIZ_STEP: Final = _FAST_CBV["bizStep"]
+_FAST_DISPOSITION: Final = _FAST_CBV["disposition"]
+_FAST_BTT: Final = _FAST_CBV["bizTransactionType"]
+_FAST_SDT: Final = _FAST_CBV["sourceDestType"]
+
+# A subset of _DATETIME_RE (ASCII digits, upper-case T and Z); the field ranges are looked up.
+_FAST_DATETIME_RE: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+#: "HH:MM" with hour <= 23 and minute <= 59: a time of day, and an offset _is_datetime takes.
+_FAST_HH_MM: Final = frozenset(f"{h:02d}:{m:02d}" for h in range(24) for m in range(60))
+#: "MM-DD" of every day of a leap year (02-29 needs a leap year, checked apart).
+_FAST_MONTH_DAY: Final = frozenset(
+    f"{m:02d}-{d:02d}" for m in range(1, 13) for d in range(1, calendar.monthrange(2000, m)[1] + 1)
+)
+#: Every string _TZ_OFFSET_RE accepts (it allows hours 00-14 only).
+_FAST_TZ_OFFSETS: Final = frozenset(
+    text
+    for sign in "+-"
+    for h in range(15)
+    for m in range(60)
+    if _TZ_OFFSET_RE.fullmatch(text := f"{sign}{h:02d}:{m:02d}")
+)
+
+
+def _fast_datetime(value: Any) -> bool:
+    """True only where :func:`_is_datetime` is True (False: let the general path decide)."""
+    if type(value) is not str or _FAST_DATETIME_RE.fullmatch(value) is None:
+        return False
+    month_day = value[5:10]
+    if month_day not in _FAST_MONTH_DAY or (
+        month_day == "02-29" and not calendar.isleap(int(value[:4]))
+    ):
+        return False
+    # Hour <= 23, minute <= 59, second <= 60 (RFC 3339 leap second), offset hh <= 23, mm <= 59.
+    if value[11:16] not in _FAST_HH_MM or value[17:19] > "60":
+        return False
+    return value[-1] == "Z" or value[-5:] in _FAST_HH_MM
+
+
+def _fast_uri(value: Any) -> bool:
+    # Without "%" _is_uri is exactly _URI_PLAIN_RE; with one, the plain regex fails (bail).
+    return type(value) is str and _URI_PLAIN_RE.fullmatch(value) is not None
+
+
+# _URI_PLAIN_RE, one per line: a whole identifier list in one regex pass.
+_URI_PLAIN_LINES: Final = re.compile(rf"(?:{_URI_PLAIN_RE.pattern}\n)*{_URI_PLAIN_RE.pattern}")
+
+
+def _fast_uris(items: list[Any]) -> bool:
+    """Every item an exact ``str`` that :func:`_fast_uri` accepts (an empty list: True)."""
+    if len(items) < 2:
+        return not items or _fast_uri(items[0])
+    if list(map(type, items)).count(str) != len(items):
+        return False
+    # No item holds a newline (counted), so the lines of the joined text are the items.
+    joined = "\n".join(items)
+    return joined.count("\n") == len(items) - 1 and _URI_PLAIN_LINES.fullmatch(joined) is not None
+
+
+def _fast_extension_key(key: Any, prefixes: Mapping[str, str]) -> bool:
+    """True only where :func:`_check_extension_key` accepts ``key``."""
+    if type(key) is not str:
+        return False
+    prefix, sep, rest = key.partition(":")
+    return (
+        bool(sep)
+        and _URI_PLAIN_RE.fullmatch(key) is not None
+        and (rest.startswith("//") or prefix == "urn" or prefix in prefixes)
+    )
+
+
+def _fast_quantities(value: Any) -> tuple[QuantityElement, ...] | None:
+    if type(value) is not list:
+        return None
+    out: list[QuantityElement] = []
+    for q in value:
+        if type(q) is not dict or not q.keys() <= _QUANTITY_KEYS:
+            return None
+        epc_class = q.get("epcClass", _MISSING)
+        if not _fast_uri(epc_class):
+            return None
+        quantity = q.get("quantity")
+        if "quantity" in q and not _is_number(quantity):
+            return None
+        uom = q.get("uom")
+        if "uom" in q and (type(uom) is not str or _UOM_RE.fullmatch(uom) is None):
+            return None
+        out.append(QuantityElement(epc_class, quantity, uom))
+    return tuple(out)
+
+
+def _fast_location(value: Any) -> str | None:
+    # Only {"id": uri}: extension members of a location take the general path.
+    if type(value) is not dict or len(value) != 1:
+        return None
+    ident = value.get("id")
+    return ident if _fast_uri(ident) else None
+
+
+def _fast_persistent(value: Any) -> PersistentDisposition | None:
+    if type(value) is not dict or not value or not value.keys() <= {"set", "unset"}:
+        return None
+    parts: dict[str, tuple[str, ...]] = {"set": (), "unset": ()}
+    for key, items in value.items():
+        if type(items) is not list or not items:
+            return None
+        uris: list[str] = []
+        for item in items:
+            uri = _FAST_DISPOSITION.get(item) if type(item) is str else None
+            if uri is None:
+                return None
+            uris.append(uri)
+        if len(set(items)) != len(items):
+            return None  # a repeated disposition
+        parts[key] = tuple(uris)
+    return PersistentDisposition(parts["set"], parts["unset"])
+
+
+def _fast_pairs(
+    value: Any, member: str, table: Mapping[str, str], need_type: bool
+) -> list[tuple[str, str | None]] | None:
+    """bizTransactionList / sourceList / destinationList as (identifier, type URI) pairs."""
+    if type(value) is not list:
+        return None
+    out: list[tuple[str, str | None]] = []
+    for item in value:
+        if type(item) is not dict:
+            return None
+        ident = item.get(member, _MISSING)
+        typ = item.get("type", _MISSING)
+        if typ is _MISSING:
+            if need_type or len(item) != 1:
+                return None
+            uri = None
+        else:
+            uri = table.get(typ) if type(typ) is str else None
+            if uri is None or len(item) != 2:
+                return None
+        if not _fast_uri(ident):
+            return None
+        out.append((ident, uri))
+    return out
+
+
+def _fast_event(ev: Any, prefixes: Mapping[str, str], build: bool) -> Event | bool:
+    """SPEC §2.4 steps 1-14 for the usual event shapes.
+
+    Returns:
+        False: step aside (the general path decides, errors included). Otherwise the model
+        (``build``) or True: the event is valid and :func:`validate_event` would return this
+        very model.
+    """
+    if type(ev) is not dict:
+        return False
+    etype = ev.get("type")
+    if type(etype) is not str:
+        return False
+    fast_keys = _FAST_KEYS.get(etype)
+    if fast_keys is None:
+        return False
+    # Step 2: members of this type, or extension keys with a prefix in force.
+    extensions: dict[str, Any] = {}
+    if not ev.keys() <= fast_keys:
+        known = _ALL_KEYS[etype]
+        for key, value in ev.items():
+            if key in fast_keys:
+                continue
+            if key in known or not _fast_extension_key(key, prefixes):
+                return False
+            extensions[key] = value
+    # Steps 3-5: required members, times, offset, eventID, action.
+    event_time = ev.get("eventTime")
+    offset = ev.get("eventTimeZoneOffset")
+    if not _fast_datetime(event_time) or type(offset) is not str or offset not in _FAST_TZ_OFFSETS:
+        return False
+    record_time = ev.get("recordTime", _MISSING)
+    if record_time is _MISSING:
+        record_time = None
+    elif not _fast_datetime(record_time):
+        return False
+    event_id = ev.get("eventID", _MISSING)
+    if event_id is _MISSING:
+        event_id = None
+    elif not _fast_uri(event_id):
+        return False
+    action = ev.get("action")
+    if etype != "TransformationEvent" and (type(action) is not str or action not in _ACTIONS):
+        return False  # TransformationEvent: "action" is not one of its members (step 2)
+    # Step 6: identifiers.
+    ids: dict[str, Any] = {}
+    for key in ("epcList", "inputEPCList", "outputEPCList", "childEPCs"):
+        items = ev.get(key, _MISSING)
+        if items is not _MISSING:
+            if (
+                type(items) is not list
+                or not _fast_uris(items)
+                or (key != "childEPCs" and len(set(items)) != len(items))
+            ):
+                return False
+            ids[key] = tuple(items)
+    for key in ("parentID", "transformationID"):
+        value = ev.get(key, _MISSING)
+        if value is not _MISSING:
+            if not _fast_uri(value):
+                return False
+            ids[key] = value
+    # Step 7: quantity lists.
+    qty: dict[str, tuple[QuantityElement, ...]] = {}
+    for key in ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList"):
+        value = ev.get(key, _MISSING)
+        if value is not _MISSING:
+            elements = _fast_quantities(value)
+            if elements is None:
+                return False
+            qty[key] = elements
+    # Step 8: the "what" dimension (no sensorElementList on this path).
+    if etype == "ObjectEvent":
+        what = "epcList" in ev or bool(qty.get("quantityList"))
+    elif etype == "TransactionEvent":
+        what = "epcList" in ev or bool(qty.get("quantityList")) or action == "DELETE"
+    elif etype == "TransformationEvent":
+        inputs = bool(ids.get("inputEPCList")) or bool(qty.get("inputQuantityList"))
+        outputs = bool(ids.get("outputEPCList")) or bool(qty.get("outputQuantityList"))
+        what = (inputs and outputs) or ("transformationID" in ev and (inputs or outputs))
+    else:  # Aggregation/AssociationEvent
+        what = (
+            bool(ids.get("childEPCs")) or bool(qty.get("childQuantityList")) or action == "DELETE"
+        )
+        if etype == "AssociationEvent" and "parentID" not in ev:
+            return False
+    if not what:
+        return False
+    # Step 9: bizStep, disposition, persistentDisposition.
+    biz_step = disposition = None
+    value = ev.get("bizStep", _MISSING)
+    if value is not _MISSING:
+        biz_step = _FAST_BIZ_STEP.get(value) if type(value) is str else None
+        if biz_step is None:
+            return False
+    value = ev.get("disposition", _MISSING)
+    if value is not _MISSING:
+        disposition = _FAST_DISPOSITION.get(value) if type(value) is str else None
+        if disposition is None:
+            return False
+    persistent = None
+    value = ev.get("persistentDisposition", _MISSING)
+    if value is not _MISSING:
+        persistent = _fast_persistent(value)
+        if persistent is None:
+            return False
+    # Step 10: readPoint, bizLocation.
+    read_point = biz_location = None
+    value = ev.get("readPoint", _MISSING)
+    if value is not _MISSING:
+        read_point = _fast_location(value)
+        if read_point is None:
+            return False
+    value = ev.get("bizLocation", _MISSING)
+    if value is not _MISSING:
+        biz_location = _fast_location(value)
+        if biz_location is None:
+            return False
+    # Step 11: bizTransactionList, sourceList, destinationList.
+    pairs: dict[str, list[tuple[str, str | None]]] = {}
+    for key, member, table, need_type in (
+        ("bizTransactionList", "bizTransaction", _FAST_BTT, False),
+        ("sourceList", "source", _FAST_SDT, True),
+        ("destinationList", "destination", _FAST_SDT, True),
+    ):
+        value = ev.get(key, _MISSING)
+        if value is not _MISSING:
+            found = _fast_pairs(value, member, table, need_type)
+            if found is None:
+                return False
+            pairs[key] = found
+    if etype == "TransactionEvent" and not pairs.get("bizTransactionList"):
+        return False
+    # Step 13: ilmd, on an ObjectEvent only with action ADD.
+    ilmd = ev.get("ilmd", _MISSING)
+    if ilmd is _MISSING:
+        ilmd = None
+    elif (
+        type(ilmd) is not dict
+        or (etype == "ObjectEvent" and action != "ADD")
+        or not all(_fast_extension_key(key, prefixes) for key in ilmd)
+    ):
+        return False
+    if not build:
+        return True
+    # Step 14: the model, through the general path's builder.
+    common: dict[str, Any] = {
+        "event_time": event_time,
+        "event_time_zone_offset": offset,
+        "raw": ev,
+        "event_id": event_id,
+        "record_time": record_time,
+        "biz_step": biz_step,
+        "disposition": disposition,
+        "persistent_disposition": persistent,
+        "read_point": read_point,
+        "biz_location": biz_location,
+        "biz_transactions": tuple(
+            BizTransaction(ref, typ) for ref, typ in pairs.get("bizTransactionList", ())
+        ),
+        "sources": tuple(SourceDest(str(typ), ref) for ref, typ in pairs.get("sourceList", ())),
+        "destinations": tuple(
+            SourceDest(str(typ), ref) for ref, typ in pairs.get("destinationList", ())
+        ),
+        "sensor_elements": (),
+        "ilmd": ilmd,
+        "error_declaration": None,
+        "certification_info": (),
+        "extensions": extensions,
+    }
+    return _model(etype, common, action, ids, qty)
+
+
+def check_event(
+    obj: Mapping[str, Any],
+    path: str = "event",
+    *,
+    prefixes: Mapping[str, str] | None = None,
+) -> None:
+    """Validate one EPCIS 2.0 event exactly as :func:`validate_event` does, without the model.
+
+    For callers that only need the verdict (the service's ingest): the usual event shapes are
+    checked by the fast path (SPEC §2.4a) without building the frozen model; anything else
+    runs :func:`validate_event`, so every error is the same, path and reason included.
+
+    Args:
+        obj: The event JSON object.
+        path: Path of the event used in error messages, e.g. ``events[3]``.
+        prefixes: Namespace prefixes in force (default: the GS1 context's plus ``yima``).
+
+    Raises:
+        EpcisValidationError: With ``path`` of the offending field and ``reason``.
+    """
+    if _fast_event(obj, _DEFAULT_PREFIXES if prefixes is None else prefixes, False):
+        return
+    validate_event(obj, path, prefixes=prefixes)
 
 
 # --------------------------------------------------------------------------------------------

@@ -551,6 +551,9 @@ _DL_ALREADY_CANONICAL: Final = re.compile(
     rf"https://id\.gs1\.org/(?:00/\d{{18}}|01/\d{{14}}(?:/(?:10|21)/{_DLS}{{0,20}})?"
     rf"|414/\d{{13}}(?:/254/{_DLS}{{0,20}})?|417/\d{{13}}|8004/{_DLS}{{0,30}})"
 )
+# The same forms with ASCII digits only, one per line: several EPCs in one regex pass.
+_DL_CANONICAL_ASCII: Final = _DL_ALREADY_CANONICAL.pattern.replace("\\d", "[0-9]")
+_DL_CANONICAL_LINES: Final = re.compile(rf"(?:{_DL_CANONICAL_ASCII}\n)*{_DL_CANONICAL_ASCII}")
 
 
 # The usual SGTIN URN: ASCII digits and an alphanumeric serial (a subset of id:sgtin).
@@ -693,24 +696,36 @@ def _timestamp_usual(text: str) -> str | None:
     """
     if _TS_USUAL.fullmatch(text) is None:
         return None
-    minute = _MINUTE_OF_DAY.get(text[11:16])
-    month_day = text[5:10]
-    if minute is None or month_day not in _MONTH_DAY or text[:4] == "0000":
+    # Seconds and milliseconds are copied; the rest is a function of the minute and offset,
+    # which many events share (cached).
+    head = _utc_minute(text[:16], text[23:])
+    return None if head is None else head + text[16:23] + "Z"
+
+
+@lru_cache(maxsize=1 << 12)
+def _utc_minute(local: str, zone: str) -> str | None:
+    """``YYYY-MM-DDTHH:MM`` (local, offset ``zone``: ``Z`` or ``±HH:MM``) in UTC, or None.
+
+    None for fields out of range or a result outside years 1-9999 (see _timestamp_usual).
+    """
+    minute = _MINUTE_OF_DAY.get(local[11:16])
+    month_day = local[5:10]
+    if minute is None or month_day not in _MONTH_DAY or local[:4] == "0000":
         return None
     if month_day == "02-29":
-        year = int(text[:4])
+        year = int(local[:4])
         if year % 4 or (year % 100 == 0 and year % 400):
             return None
-    if len(text) == 29:
-        offset = _OFFSET_MINUTES.get(text[23:])
+    if zone != "Z":
+        offset = _OFFSET_MINUTES.get(zone)
         if offset is None:
             return None
         minute -= offset
-    ymd: str | None = text[:10]
+    ymd: str | None = local[:10]
     if not 0 <= minute < 1440:  # another UTC day
         days, minute = divmod(minute, 1440)
-        ymd = _shift_day(text[:10], days)
-    return None if ymd is None else ymd + "T" + _HH_MM[minute] + text[16:23] + "Z"
+        ymd = _shift_day(local[:10], days)
+    return None if ymd is None else ymd + "T" + _HH_MM[minute]
 
 
 @lru_cache(maxsize=1 << 10)
@@ -1253,6 +1268,10 @@ def _fleaf(name: str, value: Any, fn: _ValueFn, replace: Mapping[str, str]) -> s
 
 def _fepcs(name: str, value: Any, replace: Mapping[str, str]) -> str:
     """epcList / inputEPCList / childEPCs / outputEPCList: ``epc`` children. SPEC §3 steps 4-6."""
+    if type(value) is list and value and _all_canonical_epcs(value, replace):
+        # Each is emitted as written (what the per-item loop below does for such an EPC);
+        # sorting the ids sorts the "epc=" + id strings alike.
+        return name + "epc=" + "epc=".join(sorted(value) if len(value) > 1 else value)
     values = []
     for item in value if type(value) is list else (value,):
         if (
@@ -1268,8 +1287,27 @@ def _fepcs(name: str, value: Any, replace: Mapping[str, str]) -> str:
             values.append("epc" + text)
     if not values:
         return ""
-    values.sort()
+    if len(values) > 1:
+        values.sort()
     return name + "".join(values)
+
+
+def _all_canonical_epcs(value: list[Any], replace: Mapping[str, str]) -> bool:
+    """Whether every item is an exact ``str`` that the per-item shortcut of :func:`_fepcs`
+    would emit as written: in ``_DL_ALREADY_CANONICAL`` form and not replaced by step 2.
+
+    One regex pass over the newline-joined list instead of one call per item: no item holds a
+    newline (counted), so the lines are the items; the ASCII-digit pattern is a subset of
+    ``_DL_ALREADY_CANONICAL`` (whose digit class also takes other scripts: those take the loop).
+    """
+    if list(map(type, value)).count(str) != len(value):
+        return False
+    joined = "\n".join(value)
+    return (
+        joined.count("\n") == len(value) - 1
+        and _DL_CANONICAL_LINES.fullmatch(joined) is not None
+        and not (replace and not replace.keys().isdisjoint(value))
+    )
 
 
 _QTY_KEYS: Final = frozenset({"epcClass", "quantity", "uom"})
@@ -1308,6 +1346,9 @@ def _fpd(name: str, value: Any, replace: Mapping[str, str]) -> str:
     return name + inner if inner else ""
 
 
+_LOC_ID: Final = {"readPoint": "readPointid", "bizLocation": "bizLocationid"}
+
+
 def _floc(name: str, value: Any, replace: Mapping[str, str]) -> str:
     """readPoint / bizLocation (id). SPEC §3 steps 5-6."""
     if type(value) is not dict or len(value) != 1 or "id" not in value:
@@ -1315,6 +1356,10 @@ def _floc(name: str, value: Any, replace: Mapping[str, str]) -> str:
             return ""
         raise _Bail
     ident = value["id"]
+    if type(ident) is str:  # _fv inlined, as in _fleaf_fv
+        if ident.startswith(_FAST_BAIL_PREFIXES):
+            raise _Bail
+        return _named(_LOC_ID[name], replace.get(ident, ident) if replace else ident)
     if type(ident) is list:
         inner = _fleaf("id", ident, _fv, replace)
         return name + inner if inner else ""
@@ -1374,13 +1419,33 @@ def _fsensors(name: str, value: Any, replace: Mapping[str, str]) -> str:
 
 
 def _ftime(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    if type(value) is str and not (replace and value in replace):
+        # The usual eventTime (unique per event: no cache look-up that would always miss).
+        text = value.strip()
+        if text:
+            return name + "=" + (_timestamp_usual(text) or _timestamp(text))
+        return ""
     if type(value) is list:
         return _fleaf(name, value, _ft, replace)
     text = _ft(value, replace)
     return name + text if text else ""
 
 
+@lru_cache(maxsize=1 << 12)
+def _named(name: str, text: str) -> str:
+    """``name`` + :func:`_fv`'s ``=value`` of a string after step 2's replacement, or ``""``.
+
+    Cached: locations, offsets, actions and vocabulary values repeat from event to event.
+    """
+    stripped = text.strip()
+    return name + "=" + _canon(stripped) if stripped else ""
+
+
 def _fleaf_fv(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    if type(value) is str:  # _fv inlined: the same checks, then the cached part
+        if value.startswith(_FAST_BAIL_PREFIXES):
+            raise _Bail  # step 2 would collect this value
+        return _named(name, replace.get(value, value) if replace else value)
     if type(value) is list:
         return _fleaf(name, value, _fv, replace)
     text = _fv(value, replace)
@@ -1388,6 +1453,8 @@ def _fleaf_fv(name: str, value: Any, replace: Mapping[str, str]) -> str:
 
 
 def _fleaf_fvv(name: str, value: Any, replace: Mapping[str, str]) -> str:
+    if type(value) is str:  # _fvv inlined
+        return _named(name, replace.get(value, value) if replace else value)
     if type(value) is list:
         return _fleaf(name, value, _fvv, replace)
     text = _fvv(value, replace)
@@ -1469,6 +1536,17 @@ _FAST_PAIR_TYPES: Final = (
     ("destinationList", _T_SDT),
 )
 _FAST_SENSOR_VOCAB: Final = (("type", _T_MTYPE), ("exception", _T_EXC), ("component", _T_COMP))
+# The members _fast_replace looks at besides bizStep and disposition.
+_FAST_REPLACE_MORE: Final = frozenset(
+    {
+        "persistentDisposition",
+        *(key for key, _ in _FAST_PAIR_TYPES),
+        "sensorElementList",
+        "eventID",
+        "recordTime",
+        "errorDeclaration",
+    }
+)
 
 
 @lru_cache(maxsize=1 << 12)
@@ -1492,6 +1570,8 @@ def _fast_replace(event: dict[str, Any]) -> Mapping[str, str]:
                 found.append(iri)
             else:
                 _add_expanded(value, table, key, more)
+    if event.keys().isdisjoint(_FAST_REPLACE_MORE):  # the usual event: nothing else to expand
+        return _fast_replacement(tuple(found)) if found else {}
     pd = event.get("persistentDisposition")
     if type(pd) is dict:
         for key in ("set", "unset"):

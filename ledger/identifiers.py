@@ -112,8 +112,12 @@ def gs1_check_digit(body: str) -> int:
     """
     if not _DIGITS.fullmatch(body):
         raise CodeFormatError(f"a GS1 key body must be ASCII digits, got {body!r}")
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return (10 - total % 10) % 10
+    # The digits summed as bytes ("0" is 48), weight 3 on every second one from the right;
+    # the same sum as digit by digit, without a Python-level loop.
+    raw = body.encode("ascii")
+    size = len(raw)
+    total = 3 * sum(raw[::-2]) + sum(raw[-2::-2]) - 48 * (3 * ((size + 1) // 2) + size // 2)
+    return -total % 10
 
 
 def verify_check_digit(key: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Final
 
 from ledger.errors import CodeError
@@ -42,20 +43,27 @@ SOURCE_DEST_LISTS: Final = (("sourceList", "source"), ("destinationList", "desti
 
 # Ids already in canonical form with only unreserved characters (no percent-encoding question
 # arises): the common case for producers that build events with the ledger's builders. Only
-# the check digit needs checking; epc_to_canonical returns such an id unchanged (the audit's
-# tests check this differentially), everything else goes through the full parser.
+# the check digit needs checking; epc_to_canonical returns such an id unchanged
+# (tests/unit/test_journey_fastpath.py checks this differentially), everything else goes
+# through the full parser. SGTIN, GTIN, LGTIN, SSCC, SGLN (with or without extension) and
+# party GLN; ASCII digits only ("\d" would also take other scripts' digits).
 _CANONICAL_FAST: Final = re.compile(
-    r"https://id\.gs1\.org/(?:01/(\d{14})/21/[A-Za-z0-9._-]{1,20}"
-    r"|00/(\d{18})|414/(\d{13})(?:/254/[A-Za-z0-9._-]{1,20})?)"
+    r"https://id\.gs1\.org/(?:01/([0-9]{14})(?:/(?:21|10)/[A-Za-z0-9._-]{1,20})?"
+    r"|00/([0-9]{18})|414/([0-9]{13})(?:/254/[A-Za-z0-9._-]{1,20})?|417/([0-9]{13}))"
 )
+
+
+@lru_cache(maxsize=1 << 12)
+def _key_ok(key: str) -> bool:
+    # Cached: the key is the GTIN/GLN part, shared by every serial of a product.
+    return int(key[-1]) == gs1_check_digit(key[:-1])
 
 
 def _fast_canonical(value: str) -> bool:
     m = _CANONICAL_FAST.fullmatch(value)
     if m is None:
         return False
-    key = m.group(1) or m.group(2) or m.group(3)
-    return int(key[-1]) == gs1_check_digit(key[:-1])
+    return _key_ok(m.group(1) or m.group(2) or m.group(3) or m.group(4))
 
 
 def canonical_id(value: str, cache: dict[str, str]) -> str:
@@ -119,33 +127,46 @@ def canonical_event(
     """
     memo: dict[str, str] = {} if cache is None else cache
     out = dict(event)
-    parent = event.get("parentID")
+    get = event.get
+    # The memo is read inline (most identifiers of a capture repeat); canonical_id fills it.
+    # "type(x) is dict or isinstance(x, Mapping)": the same test, without the ABC machinery
+    # for the usual plain dict.
+    parent = get("parentID")
     if isinstance(parent, str):
-        out["parentID"] = canonical_id(parent, memo)
+        out["parentID"] = memo.get(parent) or canonical_id(parent, memo)
     for key in ID_LISTS:
-        value = event.get(key)
-        if isinstance(value, list):
-            out[key] = [canonical_id(v, memo) if isinstance(v, str) else v for v in value]
-    for key in CLASS_LISTS:
-        value = event.get(key)
+        value = get(key)
         if isinstance(value, list):
             out[key] = [
-                {**q, "epcClass": canonical_id(q["epcClass"], memo)}
-                if isinstance(q, Mapping) and isinstance(q.get("epcClass"), str)
-                else q
-                for q in value
+                (memo.get(v) or canonical_id(v, memo)) if isinstance(v, str) else v for v in value
             ]
+    for key in CLASS_LISTS:
+        value = get(key)
+        if isinstance(value, list):
+            out[key] = [_class_element(q, memo) for q in value]
     for key in ("readPoint", "bizLocation"):
-        value = event.get(key)
-        if isinstance(value, Mapping) and isinstance(value.get("id"), str):
-            out[key] = {**value, "id": canonical_location(value["id"], memo)}
+        value = get(key)
+        if (type(value) is dict or isinstance(value, Mapping)) and isinstance(value.get("id"), str):
+            out[key] = {**value, "id": _location(value["id"], memo)}
     for list_key, item_key in SOURCE_DEST_LISTS:
-        value = event.get(list_key)
+        value = get(list_key)
         if isinstance(value, list):
             out[list_key] = [
-                {**sd, item_key: canonical_location(sd[item_key], memo)}
-                if isinstance(sd, Mapping) and isinstance(sd.get(item_key), str)
+                {**sd, item_key: _location(sd[item_key], memo)}
+                if (type(sd) is dict or isinstance(sd, Mapping))
+                and isinstance(sd.get(item_key), str)
                 else sd
                 for sd in value
             ]
     return out
+
+
+def _class_element(q: Any, memo: dict[str, str]) -> Any:
+    if (type(q) is dict or isinstance(q, Mapping)) and isinstance(q.get("epcClass"), str):
+        cls = q["epcClass"]
+        return {**q, "epcClass": memo.get(cls) or canonical_id(cls, memo)}
+    return q
+
+
+def _location(value: str, memo: dict[str, str]) -> str:
+    return memo.get(value) or canonical_location(value, memo)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import math
 from typing import Any
 
@@ -16,6 +17,7 @@ from ledger.canonical import (
     MAX_DEPTH,
     canonical_json,
     canonical_json_reference,
+    canonical_json_stable,
     is_fast_path_safe,
 )
 from ledger.errors import CanonicalizationError, EncodingError
@@ -233,3 +235,70 @@ def test_typical_epcis_event_is_fast_path() -> None:
     }
     assert is_fast_path_safe(event) == canonical.HAVE_FAST_PATH
     assert canonical_json(event) == _ref(event)
+
+
+# --------------------------------------------------------------------------- stable bytes
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as a JSON parser returns it (tuples become lists)."""
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(v) for v in value]
+    return value
+
+
+_with_tuples = st.recursive(
+    _scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(children, max_size=4).map(tuple)
+        | st.dictionaries(_text, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_with_tuples | _int_json)
+@settings(max_examples=800, deadline=None)
+def test_stable_flag_is_a_proof_of_round_trip_stability(value: Any) -> None:
+    """canonical_json_stable gives canonical_json's bytes (or error); "stable" bytes parse back
+    to an equal value whose canonical JSON is the same bytes, with any JSON parser."""
+    try:
+        expected = canonical_json(value)
+    except CanonicalizationError as e:
+        with pytest.raises(CanonicalizationError) as info:
+            canonical_json_stable(value)
+        assert str(info.value) == str(e)
+        return
+    data, stable = canonical_json_stable(value)
+    assert data == expected
+    assert not stable or is_fast_path_safe(value)
+    if stable:
+        import orjson
+
+        for parsed in (orjson.loads(data), json.loads(data)):
+            assert parsed == _as_json(value)
+            assert canonical_json(parsed) == data
+            assert canonical_json_stable(parsed) == (data, True)
+
+
+def test_reference_bytes_are_not_promised_stable() -> None:
+    # An integral float is written as an integer; beyond 2**53 RFC 8785 refuses it when read
+    # back as an int. Such bytes must never be taken as canonical without the re-check.
+    data, stable = canonical_json_stable({"x": 1e16})
+    assert (data, stable) == (b'{"x":10000000000000000}', False)
+    with pytest.raises(CanonicalizationError):
+        canonical_json(json.loads(data))
+    assert canonical_json_stable({"x": 1.5})[1] is False
+    assert canonical_json_stable({"\U0001f600": 1})[1] is False  # non-BMP key
+    assert canonical_json_stable({"x": [1, "a", None, True]}) == (
+        b'{"x":[1,"a",null,true]}',
+        canonical.HAVE_FAST_PATH,
+    )
+
+
+def test_stable_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(canonical, "_orjson", None)
+    assert canonical_json_stable({"a": [1]}) == (b'{"a":[1]}', False)

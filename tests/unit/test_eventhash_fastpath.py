@@ -737,3 +737,102 @@ def test_malformed_events_raise_typed_errors_not_python_errors() -> None:
            "epcisBody": {"eventList": [bad_offset]}}  # fmt: skip
     with pytest.raises(EpcisValidationError):
         document_event_hashes(doc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memoised parts (_named, _utc_minute): they must follow step 2's replacement map
+# ---------------------------------------------------------------------------------------------
+
+_SITE = "https://id.gs1.org/414/6901234000004"
+_MEMO_BASE: dict[str, Any] = {
+    "type": "ObjectEvent",
+    "eventTime": "2026-03-01T00:30:00.000+08:00",
+    "eventTimeZoneOffset": "+08:00",
+    "epcList": ["https://id.gs1.org/01/06901234567892/21/A1"],
+    "action": "OBSERVE",
+    "bizStep": "shipping",
+    "disposition": "in_transit",
+    "readPoint": {"id": _SITE + "/254/DOCK1"},
+    "bizLocation": {"id": _SITE},
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        # A location, action or offset equal to a bare term (or to a suffix of an expanded
+        # IRI) is replaced by step 2 in one event and not in the next: the same value must
+        # not come back from the cache with the other event's replacement.
+        {"readPoint": {"id": "shipping"}},
+        {"readPoint": {"id": "in_transit"}, "disposition": "active"},
+        {"bizLocation": {"id": "BizStep-shipping"}},
+        {"eventID": "https://ref.gs1.org/cbv/x-" + _SITE},
+        {"eventID": "https://ref.gs1.org/cbv/x-OBSERVE"},
+        {"eventID": "https://ref.gs1.org/cbv/x-+08:00"},
+        {"eventID": "https://ref.gs1.org/cbv/x-2026-03-01T00:30:00.000+08:00"},
+        {"recordTime": "https://gs1.org/voc/x/" + _SITE},
+        {"bizStep": "receiving", "readPoint": {"id": "receiving"}},
+        {"action": "shipping"},
+        {"eventTimeZoneOffset": "in_transit"},
+        {"eventTime": "2026-03-01T00:30:59.999Z"},
+        {"eventTime": "2026-02-28T20:30:00.000-08:00"},
+        {"eventTime": "2024-02-29T23:59:00.000-14:00"},
+        {"eventTime": "2026-02-29T00:00:00.000Z"},
+        {"eventTime": "9999-12-31T23:59:59.999-01:00"},
+        {"eventTime": "0001-01-01T00:00:00.000+01:00"},
+    ],
+)
+def test_memoised_parts_follow_the_replacement_map(change: dict[str, Any]) -> None:
+    event = {**_MEMO_BASE, **change}
+    plain = dict(_MEMO_BASE)
+    # Either order, twice: whatever a cache holds from one event must not leak into another.
+    for first, second in ((event, plain), (plain, event), (event, plain)):
+        _agree(first)
+        _agree(second)
+    eventhash._named.cache_clear()
+    eventhash._utc_minute.cache_clear()
+    _agree(event)
+
+
+class _Str(str):
+    pass
+
+
+_EPC_A = "https://id.gs1.org/01/06901234567892/21/A1"
+_EPC_B = "https://id.gs1.org/00/069012340000000018"
+
+
+@pytest.mark.parametrize(
+    "epcs",
+    [
+        [_EPC_A],
+        [_EPC_B, _EPC_A, _EPC_A],
+        [_EPC_A + "\n" + _EPC_B],
+        [_EPC_A, _EPC_B + "\n" + _EPC_A],
+        [_EPC_A, _EPC_B + "\n"],
+        [_EPC_A, _Str(_EPC_B)],
+        [_EPC_A, "https://id.gs1.org/01/\u0660" + _EPC_A[23:]],
+        [_EPC_A, " " + _EPC_B],
+        [_EPC_A, "urn:epc:id:sgtin:6901234.056789.S1"],
+        [_EPC_A, "shipping"],
+        [_EPC_A, _EPC_B, None],
+        [_EPC_A, _EPC_B, ["nested"]],
+        [],
+    ],
+)
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        None,
+        "https://ref.gs1.org/cbv/x-" + _EPC_B,  # replaced, but canonicalised back to itself
+        "https://ref.gs1.org/cbv/00/069012340000000018/x-" + _EPC_A,  # replaced for good
+    ],
+)
+def test_whole_epc_lists_match_the_per_item_rules(epcs: list[Any], event_id: str | None) -> None:
+    event = {**_MEMO_BASE, "epcList": epcs}
+    if event_id is not None:  # step 2 then replaces an EPC wherever it stands alone
+        event["eventID"] = event_id
+    assert _agree(event) is not None or epcs[-1:] in ([None], [["nested"]])
+    aggregation = {k: v for k, v in event.items() if k != "epcList"}
+    _agree({**aggregation, "type": "AggregationEvent", "childEPCs": epcs})
