@@ -16,14 +16,21 @@ The events are a valid factory → distributor → pharmacy flow of the demo wor
 producer signs, not the service). Goals (docs/PERFORMANCE.md): ≥ 20,000 events/s on SQLite and
 ≥ 0.25 × raw; ≥ 10,000 events/s on PostgreSQL.
 
+Besides events/s (wall clock) every line reports the CPU time of this process per 1,000 events
+(``time.process_time``): on a shared machine it moves much less than wall time does, and the
+database server's share of PostgreSQL's work is not in it.
+
 Usage: ``python bench/bench_ingest.py [--events N] [--capture-size N] [--runs N] [--quick]
-[--http] [--no-pg] [--profile FILE]``; ``YIMA_BENCH_PG_URL`` overrides the PostgreSQL URL.
+[--http] [--no-pg] [--no-state-cache] [--profile FILE]``; ``YIMA_BENCH_PG_URL`` overrides the
+PostgreSQL URL. The garbage collector is tuned as ``yima serve`` tunes it
+(:func:`api.runtime.tune_gc`, docs/adr/0013); ``YIMA_GC_TUNING=0`` keeps CPython's defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import secrets
@@ -41,6 +48,7 @@ from sqlalchemy import create_engine, insert, select, text
 
 from api.auth import Caller
 from api.container import Container
+from api.runtime import tune_gc
 from api.services.ingest import ingest_capture
 from api.store import make_engine, upgrade
 from api.store import tables as t
@@ -127,14 +135,22 @@ def service(url: str, *, register: bool = True) -> Iterator[Container]:
 # --------------------------------------------------------------------------- the runs
 
 
-def run_ingest(c: Container, work: Workload) -> float:
-    """Ingest every capture in-process; returns seconds. Checks every event was accepted."""
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock and CPU seconds (this process) of one measured run."""
+
+    wall: float
+    cpu: float
+
+
+def run_ingest(c: Container, work: Workload) -> Timing:
+    """Ingest every capture in-process; checks every event was accepted."""
     callers = {o.id: Caller(o.id, o.role) for o in world.ORGS}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     receipts = [ingest_capture(c, callers[o.id], wire) for o, _s, wire in work.captures]
-    elapsed = time.perf_counter() - t0
+    timing = Timing(time.perf_counter() - t0, time.process_time() - c0)
     _check(r.status for rec in receipts for r in rec.results)
-    return elapsed
+    return timing
 
 
 def run_http(c: Container, work: Workload) -> float:
@@ -172,28 +188,30 @@ def entry_rows(c: Container, first: int) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in rows]
 
 
-def run_raw(url: str, rows: list[dict[str, Any]], batch: int) -> float:
-    """Insert ``rows`` into ``entries`` of a fresh schema with Core executemany; seconds."""
+def run_raw(url: str, rows: list[dict[str, Any]], batch: int) -> Timing:
+    """Insert ``rows`` into ``entries`` of a fresh schema with Core executemany."""
     engine = make_engine(url)
     try:
         upgrade(engine)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(rows), batch):
             with write_transaction(engine) as conn:
                 conn.execute(insert(t.entries), rows[i : i + batch])
-        return time.perf_counter() - t0
+        return Timing(time.perf_counter() - t0, time.process_time() - c0)
     finally:
         engine.dispose()
 
 
 @dataclass
 class Figures:
-    """Medians of one engine."""
+    """Medians of one engine: events/s, and CPU ms of this process per 1,000 events."""
 
     engine: str
     raw: float
     ingest: float
     http: float | None
+    raw_cpu: float
+    ingest_cpu: float
 
     def line(self) -> str:
         """One printable line."""
@@ -203,6 +221,7 @@ class Figures:
         )
         if self.http is not None:
             out += f" | http {self.http:9,.0f} ev/s ({self.http / self.raw:.3f} x raw)"
+        out += f" | CPU ms/1000 ev: raw {self.raw_cpu:.1f}, ingest {self.ingest_cpu:.1f}"
         return out
 
 
@@ -215,13 +234,16 @@ def bench_engine(
     batch: int,
     http: bool,
     profile: str | None,
+    state_cache: bool = True,
 ) -> Figures:
     """Median events/s of raw insert, in-process ingest (and HTTP) on one engine."""
-    raw_t: list[float] = []
-    ing_t: list[float] = []
+    raw_t: list[Timing] = []
+    ing_t: list[Timing] = []
     http_t: list[float] = []
     for run in range(runs):
         with fresh() as url, service(url) as c:
+            if not state_cache:
+                c.sequencer.state_cache.resize(0)
             first = c.store.size()
             if profile and run == 0:
                 prof = cProfile.Profile()
@@ -241,17 +263,25 @@ def bench_engine(
             with fresh() as url, service(url) as c:
                 http_t.append(run_http(c, work))
         print(
-            f"  {name} run {run + 1}/{runs}: raw {work.events / raw_t[-1]:,.0f} ev/s, "
-            f"ingest {work.events / ing_t[-1]:,.0f} ev/s"
-            + (f", http {work.events / http_t[-1]:,.0f} ev/s" if http else ""),
+            f"  {name} run {run + 1}/{runs}: raw {work.events / raw_t[-1].wall:,.0f} ev/s, "
+            f"ingest {work.events / ing_t[-1].wall:,.0f} ev/s"
+            + (f", http {work.events / http_t[-1]:,.0f} ev/s" if http else "")
+            + f" (CPU ms/1000 ev: raw {_per_k(raw_t[-1].cpu, work)}, "
+            f"ingest {_per_k(ing_t[-1].cpu, work)}; load {loadavg()})",
             flush=True,
         )
     return Figures(
         name,
-        work.events / statistics.median(raw_t),
-        work.events / statistics.median(ing_t),
+        work.events / statistics.median(x.wall for x in raw_t),
+        work.events / statistics.median(x.wall for x in ing_t),
         work.events / statistics.median(http_t) if http_t else None,
+        statistics.median(x.cpu for x in raw_t) * 1000 * 1000 / work.events,
+        statistics.median(x.cpu for x in ing_t) * 1000 * 1000 / work.events,
     )
+
+
+def _per_k(seconds: float, work: Workload) -> str:
+    return f"{seconds * 1000 * 1000 / work.events:.1f}"
 
 
 def loadavg() -> str:
@@ -270,16 +300,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
     ap.add_argument("--pg-url", default=PG_URL, help="PostgreSQL URL (a schema is created)")
     ap.add_argument("--profile", metavar="FILE", help="cProfile the first ingest run")
+    ap.add_argument(
+        "--no-state-cache",
+        action="store_true",
+        help="disable the writer's item-state cache (docs/adr/0014)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.events, args.capture_size, args.runs = 200, 100, 1
 
     t0 = time.perf_counter()
     work = make_workload(args.events, args.capture_size)
+    # As `yima serve` does after start-up (the signed workload is then long-lived, as the
+    # service's start-up objects are).
+    tune_gc()
     print(
         f"workload: {work.events} events in {len(work.captures)} signed captures of <= "
         f"{args.capture_size} (generated and signed in {time.perf_counter() - t0:.1f}s); "
-        f"median of {args.runs} run(s); {datetime.now(UTC):%Y-%m-%d}; load average {loadavg()}",
+        f"median of {args.runs} run(s); {datetime.now(UTC):%Y-%m-%d}; load average {loadavg()}; "
+        f"gc thresholds {gc.get_threshold()}"
+        + ("; state cache off" if args.no_state_cache else ""),
         flush=True,
     )
     engines: list[tuple[str, Callable[[], Any]]] = [("sqlite", sqlite_url)]
@@ -298,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             batch=args.capture_size,
             http=args.http,
             profile=args.profile,
+            state_cache=not args.no_state_cache,
         )
         for name, fresh in engines
     ]

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, select
 from api.statements import Location, OrgStatement, ProductStatement, parse_statement
 from api.store import ItemUpdate
 from api.store import tables as t
+from api.store.sequencer import new_item_update
 from ledger import lifecycle as lc
 from ledger.canonical import canonical_json
 from ledger.identifiers import Identifier, parse_code
@@ -26,6 +28,13 @@ from ledger.identifiers import Identifier, parse_code
 # The one identifier canonicalisation (ledger.journey), shared with the audit and the bundle
 # verifier; re-exported here for the service modules that import it from common.
 from ledger.journey import canonical_id, canonical_location
+
+_orjson_dumps: Any
+try:  # orjson is ledger.canonical's optional accelerator (see _state_json)
+    from orjson import OPT_SORT_KEYS as _SORT_KEYS
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover - exercised only where orjson is absent
+    _orjson_dumps, _SORT_KEYS = None, 0
 
 __all__ = [
     "ROLE_TO_LIFECYCLE",
@@ -240,18 +249,66 @@ def load_products(
 
 def state_to_json(state: lc.ItemState) -> str:
     """The full lifecycle state as canonical JSON (what ``items.state_json`` holds)."""
-    # Field by field rather than dataclasses.asdict: asdict deep-copies recursively and was
-    # the single largest cost of building a 1,000-event batch.
+    return _state_json(state)[0]
+
+
+_STATE_FIELDS = tuple(lc.ItemState.__dataclass_fields__)
+_DISPENSE_FIELDS = tuple(lc.DispenseRecord.__dataclass_fields__)
+# Every field but the nested record in one C call (orjson sorts the keys, as canonical.py's
+# fast path does: the names are ASCII, where RFC 8785's UTF-16 order is plain string order).
+_STATE_KEYS = tuple(f for f in _STATE_FIELDS if f != "first_dispense")
+_STATE_VALUES = attrgetter(*_STATE_KEYS)
+_DISPENSE_VALUES = attrgetter(*_DISPENSE_FIELDS)
+_STR_ONLY = frozenset({str})
+_INT_MAX = 2**53 - 1
+
+
+def _state_json(state: lc.ItemState) -> tuple[str, bool]:
+    """:func:`state_to_json`, and whether the state round-trips exactly through it.
+
+    A state made only of ``str``, ``bool``, ``None``, ``int`` within ±(2**53 - 1), tuples of
+    ``str`` and a :class:`~ledger.lifecycle.DispenseRecord` of those (what the rules build)
+    is exactly the kind of value :mod:`ledger.canonical` proves orjson byte-identical to
+    RFC 8785 for (its keys are ASCII field names), so orjson serialises it directly, without
+    canonical_json's generic walk; and it parses back to an equal state. Anything else takes
+    :func:`canonical_json`.
+    """
+    values = _STATE_VALUES(state)
+    first = state.first_dispense
+    if _orjson_dumps is None or not _plain(values):
+        return _state_json_reference(state), False
+    d = dict(zip(_STATE_KEYS, values, strict=True))
+    if first is None:
+        d["first_dispense"] = None
+    else:
+        inner = _DISPENSE_VALUES(first)
+        if type(first) is not lc.DispenseRecord or not _plain(inner):
+            return _state_json_reference(state), False
+        d["first_dispense"] = dict(zip(_DISPENSE_FIELDS, inner, strict=True))
+    return _orjson_dumps(d, option=_SORT_KEYS).decode("utf-8"), True
+
+
+def _plain(values: tuple[Any, ...]) -> bool:
+    """Whether every value is a str, bool, None, an int within ±(2**53 - 1) or a tuple of str."""
+    for v in values:
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if not -_INT_MAX <= v <= _INT_MAX:
+                return False
+        elif t is not tuple or not set(map(type, v)) <= _STR_ONLY:
+            return False
+    return True
+
+
+def _state_json_reference(state: lc.ItemState) -> str:
     d: dict[str, Any] = {f: getattr(state, f) for f in _STATE_FIELDS}
     d["children"] = list(state.children)
     first = state.first_dispense
     if first is not None:
         d["first_dispense"] = {f: getattr(first, f) for f in _DISPENSE_FIELDS}
     return canonical_json(d).decode("utf-8")
-
-
-_STATE_FIELDS = tuple(lc.ItemState.__dataclass_fields__)
-_DISPENSE_FIELDS = tuple(lc.DispenseRecord.__dataclass_fields__)
 
 
 def state_from_json(text: str) -> lc.ItemState:
@@ -280,21 +337,29 @@ def _expiry(value: str | None) -> date | None:
 
 
 def item_update(state: lc.ItemState) -> ItemUpdate:
-    """The store row for a new item state (projections plus the full JSON)."""
-    return ItemUpdate(
-        code=state.code,
-        status=state.status,
-        state_json=state_to_json(state),
-        product_gtin=state.product_gtin,
-        lot=state.lot,
-        expiry=_expiry(state.expiry),
-        custodian=state.custodian,
-        location=state.location,
-        parent=state.parent,
-        in_transit_to=state.in_transit_to,
-        recalled=state.recalled,
-        quarantined=state.quarantined,
-        dispense_count=state.dispense_count,
+    """The store row for a new item state (projections plus the full JSON).
+
+    The state itself rides along (``ItemUpdate.state``) for the writer's cache when the JSON
+    gives it back exactly; otherwise the cache forgets the item and it is re-read next time.
+    """
+    text, exact = _state_json(state)
+    expiry = state.expiry
+    # Positional, every field (ItemUpdate's order): two of these per event on the ingest path.
+    return new_item_update(
+        state.code,
+        state.status,
+        text,
+        state.product_gtin,
+        state.lot,
+        _expiry(expiry) if expiry else None,
+        state.custodian,
+        state.location,
+        state.parent,
+        state.in_transit_to,
+        state.recalled,
+        state.quarantined,
+        state.dispense_count,
+        state if exact else None,
     )
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -41,7 +43,9 @@ from api.services.common import (
 )
 from api.store import AlertRecord, CaptureRecord, PendingEntry, make_leaf
 from api.store import tables as t
+from api.store.sequencer import StateView, new_pending_entry
 from ledger import lifecycle as lc
+from ledger.canonical import is_fast_path_safe
 from ledger.capture import CapturePayload, from_wire, verify_chain, verify_signed_capture
 from ledger.epcis import validate_event
 from ledger.errors import AuthorizationError, ConflictError, HashMismatchError
@@ -56,6 +60,7 @@ __all__ = [
 ]
 
 _CLASS_STEPS = frozenset({lc.STEP_RECALL, lc.STEP_RECALL_LIFT, lc.STEP_QUARANTINE, lc.STEP_RELEASE})
+_PACKING_STEPS = frozenset({lc.STEP_PACK, lc.STEP_UNPACK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,28 +155,40 @@ def _producer_key(conn: Connection, caller: Caller, payload: CapturePayload) -> 
 @dataclass
 class _Prepared:
     events: list[dict[str, Any]]
+    #: Each event's RFC 8785 bytes as :func:`ledger.capture.from_wire` made them (== the
+    #: canonical JSON of ``events[i]``): spliced into the leaf instead of serialised again.
+    event_bytes: list[bytes]
     canon: list[dict[str, Any]]
     event_ids: list[str]
     paths: list[list[str]]
     corrections: list[bool]
+    #: Per event: the instance codes it names (lifecycle.touched_codes) and its quantity
+    #: classes, computed once for the loads and the index rows.
+    touched: list[tuple[str, ...]] = field(default_factory=list)
+    classes: list[list[str]] = field(default_factory=list)
+    #: Base64 of every distinct node hash in ``paths`` (shared by many events' paths).
+    path_text: dict[bytes, str] = field(default_factory=dict)
 
 
 def _load_world(
-    conn: Connection, canon: Sequence[Mapping[str, Any]], steps: Sequence[str]
+    conn: Connection, view: StateView, prep: _Prepared, steps: Sequence[str]
 ) -> tuple[dict[str, lc.ItemState], dict[str, lc.Product], dict[str, str]]:
-    """Every state the batch can touch, plus products and NMPA code -> product mapping."""
-    named: list[str] = []
+    """Every state the batch can touch, plus products and NMPA code -> product mapping.
+
+    States come from the writer's cache where it has them (SPEC §8.4 step 7): the cache is
+    exact for the log the transaction sees, so the set of states is the one the queries alone
+    would give; the membership queries (lot members, children by ``parent``) still run.
+    """
+    named = list(dict.fromkeys(chain.from_iterable(prep.touched)))
     lot_classes: list[tuple[str, str | None]] = []
-    for ev, step in zip(canon, steps, strict=True):
-        named.extend(lc.touched_codes(ev))
+    for classes, step in zip(prep.classes, steps, strict=True):
         if step in _CLASS_STEPS:
-            for cls in _class_codes(ev):
+            for cls in classes:
                 gtin = lc.gtin_of_code(cls)
                 if gtin is not None:
                     lot = cls.split("/10/", 1)[1].split("/")[0] if "/10/" in cls else None
                     lot_classes.append((gtin, lot))
-    named = list(dict.fromkeys(named))
-    states = _states_where(conn, t.items.c.code, named)
+    states = _states_of(conn, view, named)
     if lot_classes:
         # R6: a class-level recall reaches every known pack of the lot (spec §7.3 step 1).
         i = t.items.c
@@ -180,7 +197,7 @@ def _load_world(
             if lot is not None:
                 q = q.where(i.lot == lot)
             members = [r[0] for r in conn.execute(q) if r[0] not in states]
-            states.update(_states_where(conn, i.code, members))
+            states.update(_states_of(conn, view, members))
     # Everything packed (transitively) inside them: one query per nesting level, as
     # common.load_descendants (max depth 8).
     frontier = list(states)
@@ -188,22 +205,26 @@ def _load_world(
     for _depth in range(8):
         if not frontier:
             break
-        found = _states_where(conn, t.items.c.parent, frontier)
-        frontier = [code for code in found if code not in seen]
+        frontier = [code for code in _children_of(conn, frontier) if code not in seen]
         seen.update(frontier)
+        found = _states_of(conn, view, frontier)
         for code in frontier:
             states.setdefault(code, found[code])
     keys: set[str] = set()
     drug_ids: set[str] = set()
+    nmpa: list[str] = []
+    gtin_of_code = lc.gtin_of_code
     for code in (*named, *states):
-        gtin = lc.gtin_of_code(code)
+        gtin = gtin_of_code(code)
         if gtin is not None:
             keys.add(gtin)
         elif code.startswith("urn:yima:nmpa:"):
             drug_ids.add(code[len("urn:yima:nmpa:") :][:7])
-    for ev in canon:
-        for cls in _class_codes(ev):
-            gtin = lc.gtin_of_code(cls)
+        if code.startswith("urn:yima:nmpa:"):
+            nmpa.append(code)
+    for classes in prep.classes:
+        for cls in classes:
+            gtin = gtin_of_code(cls)
             if gtin is not None:
                 keys.add(gtin)
     keys.update(st.product_gtin for st in states.values() if st.product_gtin)
@@ -211,12 +232,45 @@ def _load_world(
     products = {k: p.lifecycle() for k, p in infos.items()}
     by_drug = {p.statement.nmpa_drug_id: k for k, p in infos.items() if p.statement.nmpa_drug_id}
     gtin_of: dict[str, str] = {}
-    for code in (*named, *states):
-        if code.startswith("urn:yima:nmpa:"):
-            key = by_drug.get(code[len("urn:yima:nmpa:") :][:7])
-            if key is not None:
-                gtin_of[code] = key
+    for code in nmpa:
+        key = by_drug.get(code[len("urn:yima:nmpa:") :][:7])
+        if key is not None:
+            gtin_of[code] = key
     return states, products, gtin_of
+
+
+def _states_of(conn: Connection, view: StateView, codes: Sequence[str]) -> dict[str, lc.ItemState]:
+    """The states of ``codes`` that exist: from the writer's cache, the rest from the database
+    (recorded in the view, absent codes too, for the cache to keep if the batch commits)."""
+    known, missing = view.get(codes)
+    out: dict[str, lc.ItemState] = {c: st for c, st in known.items() if st is not None}
+    if missing:
+        found = _states_where(conn, t.items.c.code, missing)
+        record = view.record
+        for code in missing:
+            st = found.get(code)
+            record(code, st)
+            if st is not None:
+                out[code] = st
+    return out
+
+
+def _children_of(conn: Connection, parents: Sequence[str]) -> list[str]:
+    """Codes of the items whose ``parent`` is one of ``parents`` (codes only: their states
+    come from the writer's cache, or :func:`_states_of` reads them)."""
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(
+            "SELECT code FROM items WHERE parent = ANY(%s::text[])", (list(parents),)
+        )
+        return [r[0] for r in rows]
+    out: list[str] = []
+    for part in chunks(parents):
+        marks = ",".join("?" * len(part))
+        rows = conn.exec_driver_sql(
+            f"SELECT code FROM items WHERE parent IN ({marks})", tuple(part)
+        )
+        out.extend(r[0] for r in rows)
+    return out
 
 
 def _states_where(conn: Connection, column: Any, values: Sequence[str]) -> dict[str, lc.ItemState]:
@@ -225,7 +279,6 @@ def _states_where(conn: Connection, column: Any, values: Sequence[str]) -> dict[
     The same states as :func:`api.services.common.load_states`, parsed with
     :func:`_state_from_json` (orjson): a capture loads a few thousand states under the lock.
     """
-    i = t.items.c
     out: dict[str, lc.ItemState] = {}
     wanted = list(dict.fromkeys(values))
     if conn.dialect.name == "postgresql" and wanted:
@@ -239,7 +292,11 @@ def _states_where(conn: Connection, column: Any, values: Sequence[str]) -> dict[
             out[row[0]] = _state_from_json(row[1])
         return out
     for part in chunks(wanted):
-        for row in conn.execute(select(i.code, i.state_json).where(column.in_(part))):
+        marks = ",".join("?" * len(part))
+        rows = conn.exec_driver_sql(
+            f"SELECT code, state_json FROM items WHERE {column.name} IN ({marks})", tuple(part)
+        )
+        for row in rows:
             out[row[0]] = _state_from_json(row[1])
     return out
 
@@ -253,6 +310,8 @@ except ImportError:  # pragma: no cover - exercised only where orjson is absent
 
 _STATE_FIELDS = frozenset(lc.ItemState.__dataclass_fields__)
 _DISPENSE_FIELDS = frozenset(lc.DispenseRecord.__dataclass_fields__)
+_state_values = itemgetter(*lc.ItemState.__dataclass_fields__)  # declaration order
+_CHILDREN_AT = list(lc.ItemState.__dataclass_fields__).index("children")
 
 
 def _state_from_json(text: str) -> lc.ItemState:
@@ -265,6 +324,12 @@ def _state_from_json(text: str) -> lc.ItemState:
     except ValueError:  # orjson.JSONDecodeError is a ValueError
         return state_from_json(text)
     first = d.get("first_dispense")
+    if d.keys() == _STATE_FIELDS and type(d["children"]) is list and first is None:
+        # What the store writes: every field, in canonical JSON (the common case, a pack or
+        # case never dispensed). Built positionally, as the rules build states.
+        values = list(_state_values(d))
+        values[_CHILDREN_AT] = tuple(values[_CHILDREN_AT])
+        return lc.state_from_values(values)
     fields = {k: v for k, v in d.items() if k in _STATE_FIELDS}
     fields["children"] = tuple(d.get("children") or ())
     fields["first_dispense"] = (
@@ -276,7 +341,6 @@ def _state_from_json(text: str) -> lc.ItemState:
 
 
 def _logged_event_ids(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
-    e = t.entries.c
     found: dict[str, int] = {}
     if conn.dialect.name == "postgresql" and ids:
         rows = conn.exec_driver_sql(
@@ -285,8 +349,13 @@ def _logged_event_ids(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
         )
         return {r[0]: r[1] for r in rows}
     for part in chunks(list(ids)):
-        rows = conn.execute(
-            select(e.event_id, e.idx).where(e.kind == "event", e.event_id.in_(part))
+        # Driver SQL: SQLAlchemy renders and binds a 1,000-value expanding IN one by one.
+        # The literal repeats the partial unique index's predicate verbatim, so that SQLite's
+        # planner can always prove the index applies.
+        marks = ",".join("?" * len(part))
+        rows = conn.exec_driver_sql(
+            f"SELECT event_id, idx FROM entries WHERE kind = 'event' AND event_id IN ({marks})",
+            tuple(part),
         )
         found.update({r[0]: r[1] for r in rows})
     return found
@@ -331,7 +400,8 @@ def ingest_capture(
     events: list[dict[str, Any]] = list(wire["events"])
     # SPEC §8.4 step 4.
     cache: dict[str, str] = {}
-    prep = _Prepared(events, [], [], [], [])
+    prep = _Prepared(events, event_bytes, [], [], [], [])
+    path_text = prep.path_text
     for i, (ev, captured) in enumerate(zip(events, signed.events, strict=True)):
         validate_event(ev, f"events[{i}]")
         claimed_id = ev.get("eventID")
@@ -345,9 +415,19 @@ def ingest_capture(
                 expected=captured.event_id,
                 actual=claimed_id,
             )
-        prep.canon.append(canonical_event(ev, cache))
+        canon = canonical_event(ev, cache)
+        prep.canon.append(canon)
+        prep.touched.append(lc.touched_codes(canon))
+        prep.classes.append(_class_codes(canon))
         prep.event_ids.append(captured.event_id)
-        prep.paths.append([b64encode(h) for h in captured.path])
+        # A 1,000-event capture's paths hold ~10,000 hashes but only ~2,000 distinct nodes.
+        path: list[str] = []
+        for h in captured.path:
+            text = path_text.get(h)
+            if text is None:
+                text = path_text[h] = b64encode(h)
+            path.append(text)
+        prep.paths.append(path)
         prep.corrections.append(isinstance(ev.get("errorDeclaration"), Mapping))
     # SPEC §8.4 step 5: authorization failures refuse the whole capture, nothing logged.
     org = registry.orgs.get(caller.org)
@@ -375,7 +455,9 @@ def ingest_capture(
         "producer": payload.producer,
     }
 
-    def prepare(conn: Connection) -> tuple[list[PendingEntry], _Built | CaptureReceipt]:
+    def prepare(
+        conn: Connection, view: StateView
+    ) -> tuple[list[PendingEntry], _Built | CaptureReceipt]:
         # SPEC §8.4 step 6: idempotency and the producer chain, under the writer lock.
         existing = _find_capture(conn, payload.producer, payload.seq)
         if existing is not None:
@@ -400,7 +482,7 @@ def ingest_capture(
             eid, idx = next(iter(logged.items()))
             raise Conflict(f"event {eid} is already logged at index {idx}", actual=idx)
         # SPEC §8.4 step 7.
-        states, products, gtin_of = _load_world(conn, prep.canon, steps)
+        states, products, gtin_of = _load_world(conn, view, prep, steps)
         built = _build_batch(
             caller, registry, prep, steps, states, products, gtin_of, record_time, capture_json
         )
@@ -414,7 +496,7 @@ def ingest_capture(
 
     # SPEC §8.4 step 8: one transaction, one checkpoint.
     try:
-        result, out = c.sequencer.integrate_prepared(prepare)
+        result, out = c.sequencer.integrate_with_states(prepare)
     except ConflictError:
         # A concurrent re-submission of the same capture won the race: answer as a replay.
         row = c.store.find_capture(payload.producer, payload.seq)
@@ -462,53 +544,76 @@ def _build_batch(
 ) -> _Built:
     """Run the rules event by event and build the leaves and index rows (spec §8.4 step 7-8)."""
     actor = registry.orgs[caller.org].actor()
+    org = caller.org
+    apply_event = lc.apply_event
+    descendants = lc.descendants
+    org_of = registry.org_of
     leaves: list[dict[str, Any]] = []
+    leaf_bytes: list[bytes] = []
     codes_per_entry: list[tuple[str, ...]] = []
     alerts_per_entry: list[tuple[AlertRecord, ...]] = []
     last_update: dict[str, int] = {}
     recalled: set[str] = set()
-    for i, (ev, canon) in enumerate(zip(prep.events, prep.canon, strict=True)):
-        eid = prep.event_ids[i]
-        outcome = lc.apply_event(
+    cap_id, cap_payload, cap_sig = (
+        capture_json["id"],
+        capture_json["payload"],
+        capture_json["signature"],
+    )
+    producer = capture_json["producer"]
+    # Everything a leaf holds besides the event is shared by the capture or built here from
+    # strings: check once that it is all plain JSON (canonical_json's orjson path), so each
+    # leaf is only the splice of the event's bytes (log.make_leaf ``plain``).
+    shared_plain = is_fast_path_safe(
+        [capture_json, org, record_time, prep.event_ids, list(prep.path_text.values())]
+    )
+    for i, (ev, canon, eid, step) in enumerate(
+        zip(prep.events, prep.canon, prep.event_ids, steps, strict=True)
+    ):
+        outcome = apply_event(
             canon,
             event_id=eid,
             actor=actor,
             record_time=record_time,
             states=states,
             products=products,
-            org_of=registry.org_of,
+            org_of=org_of,
             gtin_of=gtin_of,
         )
-        named = lc.touched_codes(canon) + tuple(_class_codes(canon))
+        named = prep.touched[i]
+        if prep.classes[i]:
+            named += tuple(prep.classes[i])
         # Index the event under what it names, and under items it changed that are not merely
         # riding inside a named parent: those inherit the parent's events (history, spec §8.6).
-        below: set[str] = set()
-        if outcome.updates and steps[i] not in (lc.STEP_PACK, lc.STEP_UNPACK):
-            for code in named:
-                below.update(lc.descendants(code, states))
-        indexed = list(dict.fromkeys(named))
-        indexed.extend(code for code in outcome.updates if code not in below and code not in named)
-        for code, new in outcome.updates.items():
-            if outcome.accepted and steps[i] == lc.STEP_RECALL and new.recalled:
-                recalled.add(code)
-            states[code] = new
-            last_update[code] = i
-        alerts = tuple(
-            AlertRecord(kind=a.kind, rule=a.rule, message=a.message, codes=a.codes, org=caller.org)
-            for a in outcome.alerts
-        )
+        indexed = dict.fromkeys(named)
+        updates = outcome.updates
+        if updates:
+            extra = [code for code in updates if code not in indexed]
+            if extra and step not in _PACKING_STEPS:
+                below: set[str] = set()
+                for code in named:
+                    below.update(descendants(code, states))
+                extra = [code for code in extra if code not in below]
+            recall = outcome.accepted and step == lc.STEP_RECALL
+            for code, new in updates.items():
+                if recall and new.recalled:
+                    recalled.add(code)
+                states[code] = new
+                last_update[code] = i
+            codes_per_entry.append((*indexed, *extra))
+        else:
+            codes_per_entry.append(tuple(indexed))
         leaf: dict[str, Any] = {
             "event_id": eid,
             "event": ev,
             "capture": {
-                "id": capture_json["id"],
-                "payload": capture_json["payload"],
-                "signature": capture_json["signature"],
+                "id": cap_id,
+                "payload": cap_payload,
+                "signature": cap_sig,
                 "index": i,
                 "path": prep.paths[i],
             },
-            "producer": capture_json["producer"],
-            "org": caller.org,
+            "producer": producer,
+            "org": org,
             "record_time": record_time,
             "outcome": "accepted" if outcome.accepted else "alert",
             "alerts": [
@@ -517,8 +622,18 @@ def _build_batch(
             ],
         }
         leaves.append(leaf)
-        codes_per_entry.append(tuple(indexed))
-        alerts_per_entry.append(alerts)
+        # The event's canonical bytes are at hand from decoding the wire form (SPEC §8.5).
+        kind = "correction" if prep.corrections[i] else "event"
+        plain = shared_plain and (not leaf["alerts"] or is_fast_path_safe(leaf["alerts"]))
+        leaf_bytes.append(make_leaf(kind, leaf, raw={"event": prep.event_bytes[i]}, plain=plain))
+        alerts_per_entry.append(
+            tuple(
+                AlertRecord(kind=a.kind, rule=a.rule, message=a.message, codes=a.codes, org=org)
+                for a in outcome.alerts
+            )
+            if outcome.alerts
+            else ()
+        )
     # Each item's final state rides on the last entry that changed it (one upsert per item).
     items_per_entry: dict[int, list[str]] = {}
     for code, i in last_update.items():
@@ -526,16 +641,23 @@ def _build_batch(
     batch: list[PendingEntry] = []
     for i, leaf in enumerate(leaves):
         kind = "correction" if prep.corrections[i] else "event"
+        changed = items_per_entry.get(i)
+        # Positional, every field in PendingEntry's order (one per event).
         batch.append(
-            PendingEntry(
-                leaf=make_leaf(kind, leaf),
-                kind=kind,
-                event_id=leaf["event_id"],
-                producer=leaf["producer"],
-                capture_id=capture_json["id"],
-                codes=codes_per_entry[i],
-                items=tuple(item_update(states[c]) for c in items_per_entry.get(i, ())),
-                alerts=alerts_per_entry[i],
+            new_pending_entry(
+                leaf_bytes[i],
+                kind,
+                leaf["event_id"],
+                producer,
+                cap_id,
+                None,  # capture: set on the first entry by the caller
+                codes_per_entry[i],
+                tuple(item_update(states[c]) for c in changed) if changed else (),
+                alerts_per_entry[i],
+                None,
+                None,
+                None,
+                None,
             )
         )
     return _Built(batch, leaves, list(last_update), len(recalled))

@@ -32,8 +32,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from api.store import tables as t
 from ledger import merkle
-from ledger.canonical import canonical_json
+from ledger.canonical import MAX_DEPTH, canonical_json, is_fast_path_safe
 from ledger.errors import NotFoundError
+
+_orjson: Any
+try:  # the optional accelerator of ledger.canonical; leaves are built without it otherwise
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised only where orjson is absent
+    _orjson = None
 
 if TYPE_CHECKING:
     from api.store.sequencer import IntegrationResult, PendingEntry, Sequencer
@@ -54,22 +60,73 @@ __all__ = [
 LEAF_VERSION = 1
 
 
-def make_leaf(kind: str, body: Mapping[str, Any]) -> bytes:
+def make_leaf(
+    kind: str,
+    body: Mapping[str, Any],
+    *,
+    raw: Mapping[str, bytes] | None = None,
+    plain: bool = False,
+) -> bytes:
     """Build a log leaf: RFC 8785 canonical JSON of ``{"v": 1, "kind": kind, **body}``.
 
     Args:
         kind: The entry kind, e.g. ``"event"``, ``"org"``, ``"key"``.
         body: The rest of the envelope; must not contain ``v`` or ``kind``.
+        raw: Members of ``body`` whose canonical JSON the caller holds already (a capture's
+            events, canonicalised on receipt by :func:`ledger.capture.from_wire`):
+            ``raw[k]`` must be exactly ``canonical_json(body[k])``. They are spliced in
+            verbatim instead of being walked and serialised again; the result is the same
+            bytes (RFC 8785 serialises a member independently of its container).
+        plain: With ``raw``: the caller has checked that every other member of ``body`` is
+            one :func:`ledger.canonical.is_fast_path_safe` accepts, so the walk that proves it
+            is skipped (the ingest path checks a capture's shared members once, not per leaf).
 
     Returns:
         The exact leaf bytes to store and hash.
 
     Raises:
-        ValueError: ``body`` tries to set ``v`` or ``kind``.
+        ValueError: ``body`` tries to set ``v`` or ``kind``, or ``raw`` names a member
+            ``body`` does not have.
     """
     if "v" in body or "kind" in body:
         raise ValueError("the leaf body must not set 'v' or 'kind'")
+    if raw:
+        if not raw.keys() <= body.keys():
+            raise ValueError(f"raw members {sorted(raw)} are not all in the body")
+        spliced = _splice(kind, body, raw, plain)
+        if spliced is not None:
+            return spliced
     return canonical_json({"v": LEAF_VERSION, "kind": kind, **body})
+
+
+# The splice puts a member one level deeper than it was canonicalised at: a member whose bytes
+# open this many containers or more could make the envelope nest as deep as canonical.MAX_DEPTH,
+# where canonical_json may raise (its reference path allows one level less than its fast
+# path); such leaves take the full path, so that they raise exactly as before.
+_SPLICE_MAX_CONTAINERS = MAX_DEPTH - 1
+
+
+def _splice(
+    kind: str, body: Mapping[str, Any], raw: Mapping[str, bytes], plain: bool
+) -> bytes | None:
+    """``canonical_json`` of the envelope with the ``raw`` members spliced in, or None when the
+    rest of it is not proven to take canonical_json's orjson path (SPEC §4.1)."""
+    if _orjson is None:
+        return None
+    rest = {"v": LEAF_VERSION, "kind": kind}
+    for key, value in body.items():
+        if key not in raw:
+            rest[key] = value
+    if not (plain and type(kind) is str) and not is_fast_path_safe(rest):
+        return None
+    for key, data in raw.items():
+        # Counts every bracket, those inside strings too: an upper bound of the nesting.
+        if len(data) - len(data.translate(None, b"{[")) > _SPLICE_MAX_CONTAINERS:
+            return None
+        rest[key] = _orjson.Fragment(data)
+    # The options of ledger.canonical's fast path (keys sorted; every key here is ASCII).
+    out: bytes = _orjson.dumps(rest, option=_orjson.OPT_SORT_KEYS)
+    return out
 
 
 def _utc(value: datetime) -> datetime:

@@ -23,8 +23,10 @@ inconsistent with one it signed before (C2SP tlog-checkpoint).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, make_dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -34,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from api.store import tables as t
 from api.store.db import is_postgres, write_transaction
-from api.store.log import DbHashReader, latest_checkpoint, tree_size
+from api.store.log import CheckpointRow, DbHashReader, latest_checkpoint, tree_size
 from ledger import merkle
 from ledger.canonical import canonical_json
 from ledger.errors import ConflictError, NotFoundError
@@ -52,6 +54,8 @@ __all__ = [
     "ProductRecord",
     "Sequencer",
     "SequencerLock",
+    "StateCache",
+    "StateView",
 ]
 
 # Advisory-lock namespaces. The key is hashed together with current_schema(), so independent
@@ -63,6 +67,7 @@ _LEADER_LOCK_NS = "yima.sequencer.leader:"
 _LOCK_KEY_SQL = "hashtextextended(:ns || current_schema(), 0)"
 
 _T = TypeVar("_T")
+
 
 # SQLite writer page cache (KiB) and the conn.info flag that says it was set.
 _SQLITE_CACHE_KIB = 65536
@@ -98,7 +103,11 @@ class ItemUpdate:
     """The new current state of one item; ``updated_index`` becomes the entry's index.
 
     ``state_json`` is the full lifecycle state as canonical JSON; the other fields are the
-    queryable projections of it.
+    queryable projections of it. ``state`` is optional: the parsed value ``state_json`` was
+    built from (for the service, a ``ledger.lifecycle.ItemState``). When it is given the writer
+    keeps it in its :class:`StateCache` once the transaction commits, so the next batch need
+    not read and parse the row again; when it is None the cache forgets the code. The store
+    never looks inside it, and it takes no part in equality.
     """
 
     code: str
@@ -114,6 +123,33 @@ class ItemUpdate:
     recalled: bool = False
     quarantined: bool = False
     dispense_count: int = 0
+    state: Any = field(default=None, compare=False, repr=False)
+
+
+def _positional_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A positional constructor for a frozen slots dataclass, several times cheaper than its own.
+
+    The generated ``__init__`` of a frozen dataclass stores each field through
+    ``object.__setattr__``; the service builds two :class:`ItemUpdate` per event. This builds
+    a plain slots twin with the same layout and then gives it its real class: the result is an
+    ordinary frozen instance (equal, hashable, assignment refused). Every field must be given.
+    """
+    names = tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    twin = make_dataclass(f"_{cls.__name__}Twin", list(names), slots=True)
+    if getattr(cls, "__slots__", None) != names or getattr(twin, "__slots__", None) != names:
+        raise TypeError(f"{cls.__name__} is not a plain frozen slots dataclass")
+    set_class = object.__setattr__
+
+    def make(*values: Any) -> _T:
+        obj = twin(*values)
+        set_class(obj, "__class__", cls)
+        return obj  # type: ignore[no-any-return]
+
+    return make
+
+
+#: ``ItemUpdate(*values)`` (every field, in order), for the ingest hot path.
+new_item_update: Callable[..., ItemUpdate] = _positional_constructor(ItemUpdate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +243,10 @@ class PendingEntry:
     product: ProductRecord | None = None
 
 
+#: ``PendingEntry(*values)`` (every field, in order), for the ingest hot path.
+new_pending_entry: Callable[..., PendingEntry] = _positional_constructor(PendingEntry)
+
+
 @dataclass(frozen=True, slots=True)
 class IntegrationResult:
     """What one batch produced.
@@ -229,6 +269,205 @@ class IntegrationResult:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+#: What a writer transaction saw when it took the lock: (tree size, root of the latest
+#: checkpoint or None). Sizes only grow and a root commits to every leaf, so two equal heads
+#: are the same log; every item write is in a batch that moves the head.
+_Head = tuple[int, bytes | None]
+
+
+def _head_of(head: tuple[CheckpointRow | None, int]) -> _Head:
+    last, size = head
+    return size, None if last is None else last.root
+
+
+class StateCache:
+    """Item states the writer committed or read, reused by its next transactions.
+
+    Loading the states a capture touches (one ``SELECT`` per nesting level, then parsing every
+    ``state_json``) was a tenth of ingest; consecutive captures mostly touch what the previous
+    ones just wrote. The cache belongs to one :class:`Sequencer` (one process) and is only used
+    under the writer lock (docs/adr/0014-writer-state-cache.md):
+
+    * It is valid for one log head, the head after this process's last commit. A transaction
+      that finds another head (another process or sequencer wrote, a restore) drops it all.
+    * It changes only after a commit: write-through of the batch's item rows (their ``state``,
+      or forgetting the code when none is given) and of the states the transaction read from
+      the database. A rolled-back batch leaves it exactly as it was.
+    * It is bounded: past ``max_items`` codes the least recently used go.
+
+    Values are opaque to the store (the service keeps ``ledger.lifecycle.ItemState``s, which
+    are immutable); None records a code known to have no item.
+
+    Args:
+        max_items: Codes kept (states and known-absent codes); 0 disables the cache.
+    """
+
+    def __init__(self, *, max_items: int = 100_000) -> None:
+        if max_items < 0:
+            raise ValueError("max_items must be >= 0")
+        self._max = max_items
+        self._head: _Head | None = None
+        self._values: OrderedDict[str, Any] = OrderedDict()
+        # Transactions are already serialised by the database lock; this lock only orders a
+        # finished writer's write-through against the next writer's start.
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def max_items(self) -> int:
+        """The bound on cached codes."""
+        return self._max
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._values
+
+    def clear(self) -> None:
+        """Forget everything (the next transaction starts cold)."""
+        with self._lock:
+            self._values.clear()
+            self._head = None
+
+    def resize(self, max_items: int) -> None:
+        """Change the bound, dropping the least recently used codes beyond it (0: disable)."""
+        if max_items < 0:
+            raise ValueError("max_items must be >= 0")
+        with self._lock:
+            self._max = max_items
+            while len(self._values) > max_items:
+                self._values.popitem(last=False)
+
+    def values(self) -> dict[str, Any]:
+        """A copy of what is cached (code -> value, None for a known-absent code), for audits
+        and tests; the log head it is valid for is :attr:`head`."""
+        with self._lock:
+            return dict(self._values)
+
+    @property
+    def head(self) -> tuple[int, bytes | None] | None:
+        """The log head (tree size, latest checkpoint root) the contents are valid for."""
+        return self._head
+
+    def _open(self, head: _Head) -> StateView:
+        """Start a transaction at ``head`` (under the writer lock): keep the cache only if it
+        was left at exactly this head."""
+        with self._lock:
+            if head != self._head:
+                self._values.clear()
+                self._head = head
+        return StateView(self, head)
+
+    def _lookup(self, codes: Iterable[str], known: dict[str, Any], missing: list[str]) -> None:
+        values = self._values
+        hit = 0
+        with self._lock:
+            touch = values.move_to_end
+            for code in codes:
+                if code in known:
+                    continue
+                if code in values:
+                    known[code] = values[code]
+                    touch(code)
+                    hit += 1
+                else:
+                    known[code] = _MISSING
+                    missing.append(code)
+            self.hits += hit
+            self.misses += len(missing)
+
+    def _commit(
+        self,
+        before: _Head,
+        after: _Head,
+        loaded: dict[str, Any],
+        written: Sequence[PendingEntry],
+    ) -> None:
+        """Write-through after a commit that moved the log from ``before`` to ``after``.
+
+        Skipped when the cache is no longer at ``before`` (another transaction started since
+        and will have dropped or reloaded it): it then stays at a head that is not current,
+        and the next transaction drops it.
+        """
+        with self._lock:
+            if self._head != before:
+                return
+            self._head = after
+            if not self._max:
+                return
+            values = self._values
+            values.update(loaded)
+            for entry in written:
+                for it in entry.items:
+                    if it.state is None:
+                        values.pop(it.code, None)
+                    else:
+                        values[it.code] = it.state
+                        values.move_to_end(it.code)
+            excess = len(values) - self._max
+            for _ in range(excess):
+                values.popitem(last=False)
+
+
+#: Placeholder in :meth:`StateView.get`'s working dict for codes the cache does not know.
+_MISSING = object()
+
+
+class StateView:
+    """The writer's :class:`StateCache` as one transaction sees it.
+
+    Reads come from the cache and from what this transaction recorded; what the transaction
+    reads from the database is :meth:`record`-ed and reaches the cache only if it commits.
+    Obtained from :meth:`Sequencer.integrate_with_states`; valid inside that call only.
+    """
+
+    __slots__ = ("_cache", "_head", "_loaded")
+
+    def __init__(self, cache: StateCache, head: _Head) -> None:
+        self._cache = cache
+        self._head = head
+        self._loaded: dict[str, Any] = {}
+
+    def get(self, codes: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+        """What is known of ``codes``.
+
+        Args:
+            codes: Item codes (duplicates allowed).
+
+        Returns:
+            ``(known, missing)``: ``known`` maps each code with a known value to it (None: the
+            code has no item); ``missing`` lists the others once each, in order, for the
+            caller to read from the database (and :meth:`record`).
+        """
+        known: dict[str, Any] = {}
+        missing: list[str] = []
+        loaded = self._loaded
+        if loaded:
+            rest = []
+            for code in codes:
+                if code in loaded:
+                    known[code] = loaded[code]
+                else:
+                    rest.append(code)
+            codes = rest
+        self._cache._lookup(codes, known, missing)
+        if missing:
+            for code in missing:
+                del known[code]
+        return known, missing
+
+    def record(self, code: str, value: Any) -> None:
+        """Note the value of ``code`` read from the database in this transaction.
+
+        Args:
+            code: The item code.
+            value: Its parsed state, or None when no item has that code.
+        """
+        self._loaded[code] = value
 
 
 class _OverlayReader:
@@ -271,6 +510,8 @@ class Sequencer:
         signer: The log's signed-note signer.
         clock: Returns "now" (UTC) for the ``created`` columns; injected so tests and replays
             are deterministic.
+        state_cache: The item-state cache of this writer (:class:`StateCache`); a default one
+            when omitted.
     """
 
     def __init__(
@@ -280,16 +521,23 @@ class Sequencer:
         origin: str,
         signer: Signer,
         clock: Callable[[], datetime] = _utcnow,
+        state_cache: StateCache | None = None,
     ) -> None:
         self._engine = engine
         self._origin = origin
         self._signer = signer
         self._clock = clock
+        self._states = StateCache() if state_cache is None else state_cache
 
     @property
     def origin(self) -> str:
         """The log origin this sequencer signs for."""
         return self._origin
+
+    @property
+    def state_cache(self) -> StateCache:
+        """This writer's item-state cache (see :meth:`integrate_with_states`)."""
+        return self._states
 
     def integrate(self, batch: Sequence[PendingEntry]) -> IntegrationResult:
         """Append ``batch`` to the log and sign a checkpoint, in one transaction.
@@ -315,12 +563,16 @@ class Sequencer:
         now = self._clock()
         try:
             with write_transaction(self._engine) as conn:
-                return self._integrate(conn, batch, leaf_hashes, now)
+                head = self._lock_and_read_head(conn)
+                result = self._integrate(conn, batch, leaf_hashes, now, head)
         except sa_exc.IntegrityError as exc:
             # The PRIMARY KEY on checkpoints.size / entries.idx, UNIQUE(producer, seq) and the
             # event_id index are the backstops: whichever fired, this batch lost and wrote
             # nothing (the transaction rolled back).
             raise ConflictError(f"log write refused by a database constraint: {exc.orig}") from exc
+        # Committed: keep the cache in step with the items this batch wrote.
+        self._write_through(_head_of(head), result, {}, batch)
+        return result
 
     def integrate_prepared(
         self, prepare: Callable[[Connection], tuple[Sequence[PendingEntry], _T]]
@@ -344,32 +596,62 @@ class Sequencer:
             ConflictError: As :meth:`integrate`.
             ValueError: The batch is malformed.
         """
+        return self.integrate_with_states(lambda conn, _states: prepare(conn))
+
+    def integrate_with_states(
+        self, prepare: Callable[[Connection, StateView], tuple[Sequence[PendingEntry], _T]]
+    ) -> tuple[IntegrationResult | None, _T]:
+        """:meth:`integrate_prepared`, with this writer's item-state cache handed to ``prepare``.
+
+        ``prepare`` gets a :class:`StateView` that is valid for the log as the transaction
+        sees it: look item states up there first, read only the missing ones from the database
+        and :meth:`StateView.record` them. After the commit the cache holds what was recorded
+        and the ``state`` of every :class:`ItemUpdate` of the batch; if anything fails it is
+        left as it was.
+
+        Args:
+            prepare: ``(conn, states) -> (batch, extra)``; must not commit or write.
+
+        Returns:
+            ``(result, extra)``; ``result`` is None when the batch was empty.
+
+        Raises:
+            ConflictError: As :meth:`integrate`.
+            ValueError: The batch is malformed.
+        """
         now = self._clock()
         try:
             with write_transaction(self._engine) as conn:
-                if is_postgres(conn):
-                    # Transaction-scoped and re-entrant: _integrate takes it again harmlessly.
-                    conn.execute(
-                        text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY_SQL})"),
-                        {"ns": _INTEGRATE_LOCK_NS},
-                    )
-                batch, extra = prepare(conn)
+                head = self._lock_and_read_head(conn)
+                view = self._states._open(_head_of(head))
+                batch, extra = prepare(conn, view)
                 if not batch:
                     return None, extra
                 _check_batch(batch)
                 leaf_hashes = [merkle.leaf_hash(e.leaf) for e in batch]
-                return self._integrate(conn, batch, leaf_hashes, now), extra
+                result = self._integrate(conn, batch, leaf_hashes, now, head)
         except sa_exc.IntegrityError as exc:
             raise ConflictError(f"log write refused by a database constraint: {exc.orig}") from exc
+        # Only now that the batch is durable may its states serve the next one.
+        self._write_through(view._head, result, view._loaded, batch)
+        return result, extra
 
-    # The body of the transaction. Statement order matters only in that the lock comes first.
-    def _integrate(
+    def _write_through(
         self,
-        conn: Connection,
+        before: _Head,
+        result: IntegrationResult,
+        loaded: dict[str, Any],
         batch: Sequence[PendingEntry],
-        leaf_hashes: list[bytes],
-        now: datetime,
-    ) -> IntegrationResult:
+    ) -> None:
+        try:
+            self._states._commit(before, (result.size, result.root), loaded, batch)
+        except Exception:
+            # The batch is committed: a cache failure must not turn it into an error. A cleared
+            # cache is always correct (the next transaction reads the store).
+            self._states.clear()
+
+    def _lock_and_read_head(self, conn: Connection) -> tuple[CheckpointRow | None, int]:
+        """Take the writer lock, then read the latest checkpoint and the tree size."""
         if is_postgres(conn):
             # Must be the first statement: under READ COMMITTED every later statement then sees
             # the previous writer's commit.
@@ -382,8 +664,18 @@ class Sequencer:
             # once (conn.info lives as long as the pooled DBAPI connection).
             conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
             conn.info[_SQLITE_TUNED] = True
-        last = latest_checkpoint(conn, for_update=True)
-        size = tree_size(conn)
+        return latest_checkpoint(conn, for_update=True), tree_size(conn)
+
+    # The body of the transaction, after _lock_and_read_head.
+    def _integrate(
+        self,
+        conn: Connection,
+        batch: Sequence[PendingEntry],
+        leaf_hashes: list[bytes],
+        now: datetime,
+        head: tuple[CheckpointRow | None, int],
+    ) -> IntegrationResult:
+        last, size = head
 
         # Checkpoint CAS, step 1: the stored tree must be at least as large as the last head.
         if last is None:
@@ -468,6 +760,8 @@ class Sequencer:
 
         append_entry = entry_rows.append
         append_event = event_rows.append
+        expiry_bind = _row_processor(t.items.c.expiry, conn.dialect)
+        expiries: dict[date, Any] = {}
         for idx, entry, lh in zip(range(first, new_size), batch, leaf_hashes, strict=True):
             append_entry(
                 (idx, entry.leaf, lh, entry.kind, entry.event_id, entry.capture_id, entry.producer)
@@ -492,11 +786,18 @@ class Sequencer:
                     }
                 )
             for it in entry.items:
+                expiry = it.expiry
+                if expiry is not None and expiry_bind is not None:
+                    # Few distinct dates: bind each once (SQLite stores them as text).
+                    bound = expiries.get(expiry)
+                    if bound is None:
+                        bound = expiries[expiry] = expiry_bind(expiry)
+                    expiry = bound
                 item_rows[it.code] = (
                     it.code,
                     it.product_gtin,
                     it.lot,
-                    it.expiry,
+                    expiry,
                     it.status,
                     it.custodian,
                     it.location,
@@ -603,7 +904,7 @@ class Sequencer:
                 _upsert(conn, t.producer_heads, ["producer"], newer="seq"), list(heads.values())
             )
         if item_rows:
-            _bulk_write(conn, _ITEMS, list(item_rows.values()))
+            _bulk_write(conn, _ITEMS, list(item_rows.values()), bound=True)
 
 
 # -- bulk writes through the driver ------------------------------------------------------------
@@ -694,6 +995,7 @@ def _bulk_write(
     rows: Sequence[tuple[Any, ...]],
     *,
     const: tuple[Any, ...] = (),
+    bound: bool = False,
 ) -> None:
     """Insert (or upsert) positional ``rows`` into a hot table, bypassing Core's per-row work.
 
@@ -703,8 +1005,9 @@ def _bulk_write(
     CONFLICT``. Values reach the driver as they are, so each column's SQLAlchemy bind
     processing is applied here where one changes the stored value: once for the constant
     columns, per row otherwise (SQLite stores dates and times as text in SQLAlchemy's format;
-    ints, str, bytes and bools bind natively). A constraint violation is an
-    :class:`sqlalchemy.exc.IntegrityError` on both paths, as with Core.
+    ints, str, bytes and bools bind natively) unless the caller did it already (``bound``).
+    A constraint violation is an :class:`sqlalchemy.exc.IntegrityError` on both paths, as with
+    Core.
     """
     dialect = conn.dialect
     table = spec.table
@@ -712,7 +1015,7 @@ def _bulk_write(
     per_row = [
         (i, proc)
         for i, c in enumerate(spec.cols)
-        if (proc := _row_processor(table.c[c], dialect)) is not None
+        if not bound and (proc := _row_processor(table.c[c], dialect)) is not None
     ]
     if per_row:
         converted = []

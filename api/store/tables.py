@@ -167,7 +167,9 @@ items = Table(
     "items",
     metadata,
     Column("code", String(255), primary_key=True),
-    Column("product_gtin", String(14), nullable=True, index=True),
+    # Not indexed on its own: the (product_gtin, lot) index below serves lookups by GTIN alone,
+    # and every index costs the writer on each item upsert (migration 0003).
+    Column("product_gtin", String(14), nullable=True),
     Column("lot", String(64), nullable=True),
     Column("expiry", Date, nullable=True),
     Column("status", String(32), nullable=False),
