@@ -717,7 +717,13 @@ def register(app: typer.Typer) -> None:
         witness_policy: str | None = typer.Option(None, "--witness-policy"),
         regulator: list[str] = typer.Option([], "--regulator"),
         rpc: str | None = typer.Option(None, "--rpc", help="Check anchors on this chain."),
-        workers: int = typer.Option(1, help="Processes for the event-ID recomputation."),
+        workers: int | None = typer.Option(
+            None,
+            min=1,
+            help="Processes to use (default: the CPU count, at most 4). From 2, the lifecycle "
+            "replay runs in a process of its own, pipelined with the other checks; the event-ID "
+            "recomputation gets the remaining ones. 1: everything in this process.",
+        ),
         event_ids: bool = typer.Option(True, "--event-ids/--no-event-ids"),
         replay: bool = typer.Option(True, "--replay/--no-replay"),
         paths: bool = typer.Option(False, "--paths", help="Also check every event's path."),
@@ -731,6 +737,7 @@ def register(app: typer.Typer) -> None:
         """Re-verify the whole log; exit 1 naming the first failing entry and why."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from api.audit_workers import AuditProcesses, AuditWorkerError
         from ledger.audit import audit
 
         if (directory is None) == (db is None):
@@ -760,47 +767,42 @@ def register(app: typer.Typer) -> None:
                 except Exception as exc:
                     raise _fail(f"anchor at size {a.get('size')}: {exc}") from exc
         anchor_roots = [(int(a["size"]), bytes.fromhex(a["root"])) for a in anchors]
-        pool = None
-        map_fn: Any = map
-        if workers > 1 and event_ids:
-            from concurrent.futures import ProcessPoolExecutor
-
-            pool = ProcessPoolExecutor(workers)
-            map_fn = pool.map
+        processes = AuditProcesses(workers, replay=replay, event_ids=event_ids)
         t0 = time.perf_counter()
         try:
-            with Progress(
-                TextColumn("audit"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} entries"),
-                TimeRemainingColumn(),
-                transient=True,
-            ) as progress:
-                task = progress.add_task("audit", total=total)
-                report = audit(
-                    entries,
-                    checkpoints,
-                    log_verifiers=trust.log,
-                    trusted_regulators=trust.regulators,
-                    witness_verifiers=trust.witnesses,
-                    quorum=trust.quorum,
-                    anchors=anchor_roots,
-                    on_progress=lambda n: progress.update(task, completed=n),
-                    event_ids=event_ids,
-                    replay=replay,
-                    check_paths=paths,
-                    map_fn=map_fn,
-                    workers=workers,
-                    require_regulator_keys=strict_keys,
-                )
-            if src is not None:
-                # The database's own projections must agree with the verified log.
-                check_db_projections(src, report, replay=replay)
+            # Started before the progress display's thread: the workers may be forked.
+            with processes:
+                with Progress(
+                    TextColumn("audit"),
+                    BarColumn(),
+                    TextColumn("{task.completed}/{task.total} entries"),
+                    TimeRemainingColumn(),
+                    transient=True,
+                ) as progress:
+                    task = progress.add_task("audit", total=total)
+                    report = audit(
+                        entries,
+                        checkpoints,
+                        log_verifiers=trust.log,
+                        trusted_regulators=trust.regulators,
+                        witness_verifiers=trust.witnesses,
+                        quorum=trust.quorum,
+                        anchors=anchor_roots,
+                        on_progress=lambda n: progress.update(task, completed=n),
+                        event_ids=event_ids,
+                        replay=replay,
+                        check_paths=paths,
+                        require_regulator_keys=strict_keys,
+                        **processes.audit_options(),
+                    )
+                if src is not None:
+                    # The database's own projections must agree with the verified log.
+                    check_db_projections(src, report, replay=replay)
         except AuditFailure as exc:
             raise _fail(f"audit failed at {exc}") from exc
-        finally:
-            if pool is not None:
-                pool.shutdown()
+        except AuditWorkerError as exc:
+            # Not a verdict on the log: the audit itself could not run to its end.
+            raise _fail(f"audit could not finish: {exc}", code=2) from exc
         dt = time.perf_counter() - t0
         typer.echo(
             f"audit passed: {report.size} entries ({report.events} events, {report.captures} "

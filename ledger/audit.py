@@ -22,6 +22,12 @@ re-checks, in one pass and O(log n) tree memory:
 It stops at the first failing entry with :class:`~ledger.errors.AuditFailure` (``index``,
 ``reason``). The module is pure: the I/O that produces the iterators lives in ``api``.
 
+The replay is the costliest check and carries state from event to event. Given a
+:class:`ReplayChannel` (``api.audit_workers.ReplayProcess`` runs one in a worker process), its
+stateful half (:class:`ReplayStage`) runs there, pipelined with the other checks, fed with
+plain records of the entries the core pass has verified; the report and the first failure are
+the sequential audit's (SPEC §10.8 step 4).
+
 The leaf and statement helpers here (:func:`parse_leaf`, :class:`Registry`) are shared with
 :mod:`ledger.bundle`.
 """
@@ -31,9 +37,11 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from operator import attrgetter
+from typing import Any, Final, Protocol
 
 from ledger import lifecycle as lc
 from ledger.canonical import canonical_json, is_fast_path_safe
@@ -82,9 +90,15 @@ __all__ = [
     "STATEMENT_PAYLOAD_TYPE",
     "STATEMENT_TYPES",
     "AuditReport",
+    "InProcessReplay",
     "KeyInfo",
     "OrgInfo",
+    "PlainFailure",
     "Registry",
+    "ReplayChannel",
+    "ReplayProgress",
+    "ReplayRecord",
+    "ReplayStage",
     "audit",
     "canonical_event",
     "event_bytes_of",
@@ -92,6 +106,8 @@ __all__ = [
     "lifecycle_role",
     "parse_leaf",
     "recompute_event_ids",
+    "state_rows",
+    "states_from_rows",
 ]
 
 #: The ``v`` member of every leaf.
@@ -632,8 +648,8 @@ def gtin_of_codes(event: Mapping[str, Any], by_drug: Mapping[str, str]) -> dict[
     return out
 
 
-def _logged_alerts(leaf: Mapping[str, Any]) -> list[tuple[str, str]]:
-    alerts = leaf.get("alerts", [])
+def _logged_alerts(alerts: Any) -> list[tuple[str, str]]:
+    """The ``(kind, rule)`` of a leaf's logged ``alerts`` member, in order."""
     if not isinstance(alerts, list):
         raise EncodingError("alerts must be a list", actual=alerts)
     out = []
@@ -726,6 +742,251 @@ def _fail(index: int, reason: str, err: BaseException | str) -> AuditFailure:
     return f
 
 
+def _plain_failure(f: AuditFailure) -> PlainFailure:
+    # The message without the "entry N: reason: " prefix AuditFailure adds, so that
+    # :func:`_failure_from_plain` rebuilds the same text.
+    prefix = f"entry {f.index}: {f.reason}: "
+    message = f.message[len(prefix) :] if f.message.startswith(prefix) else f.message
+    return (f.index, f.reason, message, f.expected, f.actual)
+
+
+def _failure_from_plain(p: PlainFailure) -> AuditFailure:
+    index, reason, message, expected, actual = p
+    return AuditFailure(message, index=index, reason=reason, expected=expected, actual=actual)
+
+
+# --------------------------------------------------------------------------- replay stage
+
+# Registry statements the replay reads (actors, locations, products); keys do not matter to it.
+_REPLICATED: Final = frozenset({"org", "product"})
+
+#: One entry's input to the replay stage, as plain lists so that a channel can ship it as JSON:
+#: ``[index, event, event_id, org, record_time, outcome, alerts, canonical]`` for an event leaf
+#: (``outcome`` and ``alerts`` as logged; ``canonical``: ``event`` is already in canonical form,
+#: else the stage puts it in that form), or ``[index, kind, statement]`` for a verified org or
+#: product statement (what a replica registry needs: keys and revocations do not affect the
+#: rules).
+ReplayRecord = list[Any]
+
+#: An audit failure as plain data: ``(index, reason, message, expected, actual)``.
+PlainFailure = tuple[int | None, str, str, Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayProgress:
+    """How far the replay stage got (plain data: it crosses processes).
+
+    Attributes:
+        end: The stage has been given every entry below this index.
+        replayed: Events replayed so far.
+        alerts: Alerts those replays produced (each matched a logged one).
+        failure: The stage's first failure as ``(index, reason, message, expected, actual)``;
+            it replays nothing after that.
+    """
+
+    end: int
+    replayed: int
+    alerts: int
+    failure: PlainFailure | None = None
+
+
+class ReplayStage:
+    """The stateful half of the lifecycle replay (SPEC §10.8 steps 2-3), fed in log order.
+
+    The core stage of :func:`audit` turns each event entry it has verified into a
+    :data:`ReplayRecord` (SPEC §10.8 step 1, stateless); this stage applies the records to the
+    replayed states and compares outcomes and alerts. In a sequential audit it reads the core
+    stage's registry; run elsewhere (``audit(replay_channel=...)``, SPEC §10.8 step 4) it keeps
+    a replica built from the org and product statements the core stage verified and forwarded.
+
+    Args:
+        registry: The registry to read; None for a replica fed by statement records.
+    """
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry if registry is not None else Registry()
+        self.states: dict[str, lc.ItemState] = {}
+        self.ids_cache: dict[str, str] = {}
+        self.replayed = 0
+        self.alerts = 0
+        self.failure: PlainFailure | None = None
+
+    def apply(self, record: ReplayRecord) -> None:
+        """Apply one record (SPEC §10.8 steps 2-3).
+
+        Args:
+            record: The entry's :data:`ReplayRecord`.
+
+        Raises:
+            AuditFailure: ``replay``: the rules cannot interpret the event, or they give
+                another outcome or other alerts than the logged ones.
+        """
+        if len(record) == 3:
+            index, kind, st = record
+            try:
+                # Verified by the core stage at this index: only recorded here, no signatures.
+                self.registry._record(kind, st, index, f"{kind} statement")
+            except LedgerError as e:  # pragma: no cover - the core stage accepted it
+                raise _fail(index, "statement", e) from e
+            return
+        index, event, event_id, org, record_time, outcome, alerts, canonical = record
+        registry = self.registry
+        try:
+            if not canonical:
+                # SPEC §10.8 step 1, done here when the core stage left it (it was busier).
+                event = canonical_event(event, self.ids_cache)
+            out = lc.apply_event(
+                event,
+                event_id=event_id,
+                actor=registry.actor(org),
+                record_time=record_time,
+                states=self.states,
+                products=registry.products,
+                org_of=registry.org_of,
+                gtin_of=gtin_of_codes(event, registry.by_drug),
+            )
+            logged = _logged_alerts(alerts)
+        except (EpcisValidationError, EncodingError) as e:
+            # The same failure whichever stage canonicalised: nothing ran in between.
+            raise _fail(index, "replay", e) from e
+        replayed = [(a.kind, a.rule) for a in out.alerts]
+        expected = "accepted" if out.accepted else "alert"
+        if outcome != expected or logged != replayed:
+            raise _fail(
+                index,
+                "replay",
+                LedgerError(
+                    "replayed lifecycle outcome differs from the logged one",
+                    expected=(expected, replayed),
+                    actual=(outcome, logged),
+                ),
+            )
+        self.states.update(out.updates)
+        self.replayed += 1
+        self.alerts += len(out.alerts)
+
+    def run(self, records: Iterable[ReplayRecord], end: int) -> ReplayProgress:
+        """Apply a batch of records, stopping at the first failure (SPEC §10.8 step 4).
+
+        Args:
+            records: The records of the entries below ``end`` not yet given, in log order.
+            end: The index after the batch's last entry.
+
+        Returns:
+            The progress, with the stage's first failure if any (then or earlier: a failed
+            stage applies nothing more).
+        """
+        if self.failure is None:
+            try:
+                for record in records:
+                    self.apply(record)
+            except AuditFailure as f:
+                self.failure = _plain_failure(f)
+        return ReplayProgress(end, self.replayed, self.alerts, self.failure)
+
+
+_STATE_FIELDS: Final = tuple(lc.ItemState.__dataclass_fields__)
+_DISPENSE_FIELDS: Final = tuple(lc.DispenseRecord.__dataclass_fields__)
+_DISPENSE_AT: Final = _STATE_FIELDS.index("first_dispense")
+_state_values: Final = attrgetter(*_STATE_FIELDS)
+_dispense_values: Final = attrgetter(*_DISPENSE_FIELDS)
+
+
+def state_rows(states: Mapping[str, lc.ItemState]) -> list[tuple[str, tuple[Any, ...]]]:
+    """Item states as plain tuples, to ship them to another process.
+
+    Pickling a frozen dataclass restores it one field at a time through ``object.__setattr__``:
+    for the states of a large log that costs more than a tenth of the whole replay. Tuples of
+    the field values (the dispense record as a tuple too) pickle and load at C speed.
+
+    Args:
+        states: Replayed states.
+
+    Returns:
+        ``(code, field values)`` per state, the values in :class:`~ledger.lifecycle.ItemState`
+        order; :func:`states_from_rows` rebuilds the states.
+    """
+    rows = []
+    for code, s in states.items():
+        row = _state_values(s)
+        d = row[_DISPENSE_AT]
+        if d is not None:
+            row = (*row[:_DISPENSE_AT], _dispense_values(d), *row[_DISPENSE_AT + 1 :])
+        rows.append((code, row))
+    return rows
+
+
+def states_from_rows(rows: Iterable[tuple[str, Sequence[Any]]]) -> dict[str, lc.ItemState]:
+    """Rebuild the states :func:`state_rows` flattened.
+
+    Args:
+        rows: Tuples from :func:`state_rows`.
+
+    Returns:
+        The states by code.
+    """
+    out: dict[str, lc.ItemState] = {}
+    for code, row in rows:
+        d = row[_DISPENSE_AT]
+        if d is not None:
+            row = (*row[:_DISPENSE_AT], lc.DispenseRecord(*d), *row[_DISPENSE_AT + 1 :])
+        out[code] = lc.state_from_values(row)
+    return out
+
+
+class ReplayChannel(Protocol):
+    """Where :func:`audit` runs the replay stage when it is given one (SPEC §10.8 step 4).
+
+    The channel owns a :class:`ReplayStage` (with a replica registry), possibly in another
+    process, and runs the batches it is sent in order. ``api.audit_workers.ReplayProcess``
+    runs it in a worker process; :class:`InProcessReplay` runs it here.
+    """
+
+    def send(self, records: list[ReplayRecord], end: int) -> None:
+        """Queue the records of the entries below ``end`` (after those already sent)."""
+
+    def receive(self) -> ReplayProgress:
+        """The progress after the oldest batch not yet received (waits for it)."""
+
+    def ready(self) -> bool:
+        """Whether :meth:`receive` would return without waiting (the stage keeps up)."""
+
+    def states(self) -> dict[str, lc.ItemState]:
+        """The replayed states, once every batch has been received."""
+
+
+class InProcessReplay:
+    """A :class:`ReplayChannel` that runs the stage in this process (reference and tests).
+
+    Args:
+        eager: Run each batch when it is sent (the stage keeps up with the core stage);
+            otherwise only when its progress is received (the stage lags as far behind as
+            :func:`audit` lets it).
+    """
+
+    def __init__(self, *, eager: bool = False) -> None:
+        self.stage = ReplayStage()
+        self.eager = eager
+        self._queue: deque[ReplayProgress | tuple[list[ReplayRecord], int]] = deque()
+
+    def send(self, records: list[ReplayRecord], end: int) -> None:
+        """Queue (or, eager, run) a batch."""
+        self._queue.append(self.stage.run(records, end) if self.eager else (records, end))
+
+    def receive(self) -> ReplayProgress:
+        """Run (unless eager) and return the oldest batch's progress."""
+        item = self._queue.popleft()
+        return item if isinstance(item, ReplayProgress) else self.stage.run(*item)
+
+    def ready(self) -> bool:
+        """Eager: whenever a batch is queued (it has run); lazy: never (it runs on receive)."""
+        return self.eager and bool(self._queue)
+
+    def states(self) -> dict[str, lc.ItemState]:
+        """The replayed states (a round trip through :func:`state_rows`, as a process's)."""
+        return states_from_rows(state_rows(self.stage.states))
+
+
 class _Auditor:
     def __init__(
         self,
@@ -750,9 +1011,13 @@ class _Auditor:
         self.tree = TreeBuilder()
         self.heads: dict[str, tuple[CapturePayload, str]] = {}
         self.open: _OpenCapture | None = None
-        self.states: dict[str, lc.ItemState] = {}
+        # The replay runs here (stage) unless records are collected for a channel (replay_out).
+        self.stage = ReplayStage(self.registry)
+        self.replay_out: list[ReplayRecord] | None = None
+        # Canonicalise events for the replay here (always, unless a channel's stage is idler).
+        self.prep = True
         self.ids_cache: dict[str, str] = {}
-        self.events = self.captures = self.registry_entries = self.replayed = self.alerts = 0
+        self.events = self.captures = self.registry_entries = 0
         # SPEC §10.7 step 1: checkpoints and anchors are compared as the rebuild passes their
         # sizes; keep them sorted by size (several per size are allowed: they must agree).
         self.checkpoints = sorted(checkpoints, key=lambda c: c[0])
@@ -956,11 +1221,14 @@ class _Auditor:
         if kind not in EVENT_KINDS:
             self._close_capture(index)
             try:
-                self.registry.apply(index, obj)
+                st = self.registry.apply(index, obj)
             except (EncodingError, SignatureError, ChainError) as e:
                 reason = "statement_signature" if isinstance(e, SignatureError) else "statement"
                 raise _fail(index, reason, e) from e
             self.registry_entries += 1
+            if self.replay_out is not None and kind in _REPLICATED:
+                # SPEC §10.8 step 4: the replay stage's replica registry learns it from here.
+                self.replay_out.append([index, kind, st])
             return
         self._event(index, obj, safe, ids_out)
 
@@ -1047,44 +1315,26 @@ class _Auditor:
         if ids_out is not None:
             ids_out.append((index, event_id, ev_bytes))
         if self.replay:
-            self._replay(index, obj, event_id)
+            record = self._replay_record(index, obj, event_id)
+            if self.replay_out is None:
+                self.stage.apply(record)
+            else:
+                self.replay_out.append(record)
 
-    def _replay(self, index: int, obj: Mapping[str, Any], event_id: str) -> None:
-        # SPEC §10.8: apply the event to the replayed states and compare with the log.
+    def _replay_record(self, index: int, obj: Mapping[str, Any], event_id: str) -> ReplayRecord:
+        """SPEC §10.8 step 1: the stateless half of the replay (canonical form if ``prep``)."""
         org = obj.get("org")
         record_time = obj.get("record_time")
         if not isinstance(org, str) or not isinstance(record_time, str):
             raise _fail(index, "leaf_format", "event leaf needs org and record_time")
-        try:
-            event = canonical_event(obj["event"], self.ids_cache)
-            out = lc.apply_event(
-                event,
-                event_id=event_id,
-                actor=self.registry.actor(org),
-                record_time=record_time,
-                states=self.states,
-                products=self.registry.products,
-                org_of=self.registry.org_of,
-                gtin_of=gtin_of_codes(event, self.registry.by_drug),
-            )
-            logged = _logged_alerts(obj)
-        except (EpcisValidationError, EncodingError) as e:
-            raise _fail(index, "replay", e) from e
-        replayed = [(a.kind, a.rule) for a in out.alerts]
-        outcome = "accepted" if out.accepted else "alert"
-        if obj.get("outcome") != outcome or logged != replayed:
-            raise _fail(
-                index,
-                "replay",
-                LedgerError(
-                    "replayed lifecycle outcome differs from the logged one",
-                    expected=(outcome, replayed),
-                    actual=(obj.get("outcome"), logged),
-                ),
-            )
-        self.states.update(out.updates)
-        self.replayed += 1
-        self.alerts += len(out.alerts)
+        event = obj["event"]
+        if self.prep:
+            try:
+                event = canonical_event(event, self.ids_cache)
+            except (EpcisValidationError, EncodingError) as e:
+                raise _fail(index, "replay", e) from e
+        outcome, alerts = obj.get("outcome"), obj.get("alerts", [])
+        return [index, event, event_id, org, record_time, outcome, alerts, self.prep]
 
 
 def _check_ids(
@@ -1117,6 +1367,37 @@ def _split(items: Sequence[tuple[int, str, bytes]], parts: int) -> list[list[byt
     return [[b for _, _, b in items[i : i + n]] for i in range(0, len(items), n)]
 
 
+_IdItems = list[tuple[int, str, bytes]]
+_Pending = tuple[Iterator[list[str]], _IdItems]
+_MapFn = Callable[
+    [Callable[[Sequence[bytes]], list[str]], Iterable[Sequence[bytes]]], Iterable[list[str]]
+]
+
+#: Entries per batch sent to a replay channel: small enough that the replay stage starts
+#: soon after the core stage, large enough that a batch costs little to ship.
+_FEED: Final = 1024
+
+
+def _read(it: Iterator[tuple[int, bytes, bytes | None]], chunk: int) -> list[Any]:
+    block = []
+    for item in it:
+        block.append(item)
+        if len(block) >= chunk:
+            break
+    return block
+
+
+def _gap(expected: int, index: int) -> AuditFailure:
+    # SPEC §10.5 step 0: entries are contiguous from 0.
+    return AuditFailure(
+        "entries are not contiguous",
+        index=expected,
+        reason="index_gap",
+        expected=expected,
+        actual=index,
+    )
+
+
 def audit(
     entries: Iterable[tuple[int, bytes, bytes | None]],
     checkpoints: Iterable[tuple[int, bytes]],
@@ -1132,11 +1413,10 @@ def audit(
     check_paths: bool = False,
     strict: bool = True,
     require_regulator_keys: bool = False,
-    map_fn: Callable[
-        [Callable[[Sequence[bytes]], list[str]], Iterable[Sequence[bytes]]], Iterable[list[str]]
-    ] = map,
+    map_fn: _MapFn = map,
     workers: int = 1,
     chunk: int = 8192,
+    replay_channel: ReplayChannel | None = None,
 ) -> AuditReport:
     """Re-verify a whole log (SPEC §10.5-10.8); stop at the first failing entry.
 
@@ -1162,6 +1442,10 @@ def audit(
             a process pool's ``map`` (results must come back in order).
         workers: How many batches each chunk's event IDs are split into for ``map_fn``.
         chunk: Entries per chunk (progress and parallel granularity).
+        replay_channel: Run the lifecycle replay's stateful stage there (e.g. in a worker
+            process, ``api.audit_workers.ReplayProcess``), pipelined with the core checks
+            (SPEC §10.8 step 4). The report and the first failure are those of the sequential
+            audit. None: replay in the core pass, in this process.
 
     Returns:
         The report of a passing audit.
@@ -1186,51 +1470,18 @@ def audit(
         replay,
         require_regulator_keys,
     )
-    expected = 0
-    pending: tuple[Iterator[list[str]], list[tuple[int, str, bytes]]] | None = None
-    ids_checked = 0
     it = iter(entries)
     a._check_points_at(0)
-    while True:
-        block = []
-        for item in it:
-            block.append(item)
-            if len(block) >= chunk:
-                break
-        if not block:
-            break
-        ids: list[tuple[int, str, bytes]] | None = [] if event_ids else None
-        try:
-            for index, leaf, stored in block:
-                # SPEC §10.5 step 0: entries are contiguous from 0.
-                if index != expected:
-                    raise AuditFailure(
-                        "entries are not contiguous",
-                        index=expected,
-                        reason="index_gap",
-                        expected=expected,
-                        actual=index,
-                    )
-                a.entry(index, leaf, stored, ids)
-                expected += 1
-                if expected == a.next_size:
-                    a._check_points_at(expected)
-        except AuditFailure as f:
-            # An earlier entry's event ID may be the first failure: check those first.
-            if pending is not None:
-                _check_ids(pending[0], pending[1])
-            if ids:
-                _check_ids(iter([recompute_event_ids([b for _, _, b in ids])]), ids, before=f.index)
-            raise
-        if pending is not None:
-            _check_ids(pending[0], pending[1])
-            ids_checked += len(pending[1])
-            pending = None
-        if ids:
-            # Submitted now, checked after the next chunk: workers overlap the main pass.
-            pending = (iter(map_fn(recompute_event_ids, _split(ids, workers))), ids)
-        if on_progress is not None:
-            on_progress(expected)
+    if replay and replay_channel is not None:
+        expected, ids_checked, pending, done = _pipelined(
+            a, it, chunk, event_ids, map_fn, workers, on_progress, replay_channel
+        )
+        replayed, alerts = done.replayed, done.alerts
+    else:
+        expected, ids_checked, pending = _sequential(
+            a, it, chunk, event_ids, map_fn, workers, on_progress
+        )
+        replayed, alerts = a.stage.replayed, a.stage.alerts
     try:
         a._close_capture(expected)
     except AuditFailure:
@@ -1261,6 +1512,9 @@ def audit(
             expected=size,
             actual=expected,
         )
+    states: Mapping[str, lc.ItemState] = {}
+    if replay:
+        states = replay_channel.states() if replay_channel is not None else dict(a.stage.states)
     return AuditReport(
         size=expected,
         root=a.tree.root(),
@@ -1271,9 +1525,173 @@ def audit(
         checkpoints=len(a.checkpoints),
         anchors=len(a.anchors),
         event_ids_checked=ids_checked,
-        replayed=a.replayed,
-        alerts=a.alerts,
-        states=dict(a.states) if replay else {},
+        replayed=replayed,
+        alerts=alerts,
+        states=states,
         latest_checkpoint=a.checkpoints[-1][0] if a.checkpoints else 0,
         self_registered_keys=a.registry.self_registered,
     )
+
+
+def _sequential(
+    a: _Auditor,
+    it: Iterator[tuple[int, bytes, bytes | None]],
+    chunk: int,
+    event_ids: bool,
+    map_fn: _MapFn,
+    workers: int,
+    on_progress: Callable[[int], None] | None,
+) -> tuple[int, int, _Pending | None]:
+    """The one-pass audit loop: every check of an entry, replay included, before the next.
+
+    Returns:
+        ``(entries read, event IDs checked, the last chunk's IDs still to check)``.
+    """
+    expected = 0
+    pending: _Pending | None = None
+    ids_checked = 0
+    while block := _read(it, chunk):
+        ids: _IdItems | None = [] if event_ids else None
+        try:
+            for index, leaf, stored in block:
+                if index != expected:
+                    raise _gap(expected, index)
+                a.entry(index, leaf, stored, ids)
+                expected += 1
+                if expected == a.next_size:
+                    a._check_points_at(expected)
+        except AuditFailure as f:
+            # An earlier entry's event ID may be the first failure: check those first.
+            if pending is not None:
+                _check_ids(pending[0], pending[1])
+            if ids:
+                _check_ids(iter([recompute_event_ids([b for _, _, b in ids])]), ids, before=f.index)
+            raise
+        if pending is not None:
+            _check_ids(pending[0], pending[1])
+            ids_checked += len(pending[1])
+            pending = None
+        if ids:
+            # Submitted now, checked after the next chunk: workers overlap the main pass.
+            pending = (iter(map_fn(recompute_event_ids, _split(ids, workers))), ids)
+        if on_progress is not None:
+            on_progress(expected)
+    return expected, ids_checked, pending
+
+
+def _pipelined(
+    a: _Auditor,
+    it: Iterator[tuple[int, bytes, bytes | None]],
+    chunk: int,
+    event_ids: bool,
+    map_fn: _MapFn,
+    workers: int,
+    on_progress: Callable[[int], None] | None,
+    channel: ReplayChannel,
+) -> tuple[int, int, _Pending | None, ReplayProgress]:
+    """The audit loop with the replay's stateful stage behind ``channel`` (SPEC §10.8 step 4).
+
+    The core stage verifies chunk k while the channel replays chunk k-1. The outcome of a chunk
+    is decided only once both stages have passed it, in the order :func:`_sequential` decides
+    it, so that the first failure reported is the sequential audit's: the channel only ever
+    gets entries the core stage has passed, so a replay failure is at an index below any core
+    failure found since, and it wins; event-ID failures are weighed against either exactly as
+    in the one-pass loop.
+
+    Returns:
+        ``(entries read, event IDs checked, the last chunk's IDs still to check, the replay
+        stage's progress)``.
+    """
+    a.replay_out = []
+    feed = max(1, min(chunk, _FEED))
+    sent = backlog = 0
+    done = ReplayProgress(0, 0, 0)
+    expected = ids_checked = 0
+    pending: _Pending | None = None
+    # The last chunk the core stage passed, whose replay is not yet known to pass:
+    # (end, its event-ID items, their submitted batches).
+    held: tuple[int, _IdItems | None, Iterator[list[str]] | None] | None = None
+
+    def take() -> None:
+        nonlocal done, backlog
+        done = channel.receive()
+        backlog -= 1
+
+    def send(end: int) -> None:
+        nonlocal sent, backlog
+        if end > sent:
+            assert a.replay_out is not None
+            channel.send(a.replay_out, end)
+            a.replay_out = []
+            sent = end
+            backlog += 1
+            while backlog and channel.ready():
+                take()
+            # SPEC §10.8 step 4: step 1 (canonical form) runs on whichever stage is idler: here
+            # while the replay stage has batches waiting besides this one, else there.
+            a.prep = backlog >= 2
+
+    def replayed_to(end: int) -> ReplayProgress:
+        while done.failure is None and done.end < end:
+            take()
+        return done
+
+    def settle(end: int, ids: _IdItems | None, batches: Iterator[list[str]] | None) -> None:
+        # What _sequential does once a chunk has passed (or failed in the replay).
+        nonlocal pending, ids_checked
+        failure = replayed_to(end).failure
+        # A failure the stage found in a later chunk (it may run ahead) is that chunk's.
+        if failure is not None and (failure[0] is None or failure[0] < end):
+            f = _failure_from_plain(failure)
+            if pending is not None:
+                _check_ids(pending[0], pending[1])
+            if ids and batches is not None:
+                _check_ids(batches, ids, before=f.index)
+            raise f
+        if pending is not None:
+            _check_ids(pending[0], pending[1])
+            ids_checked += len(pending[1])
+        pending = (batches, ids) if ids and batches is not None else None
+        if on_progress is not None:
+            on_progress(end)
+
+    while block := _read(it, chunk):
+        ids: _IdItems | None = [] if event_ids else None
+        try:
+            for index, leaf, stored in block:
+                if index != expected:
+                    raise _gap(expected, index)
+                a.entry(index, leaf, stored, ids)
+                expected += 1
+                if expected == a.next_size:
+                    a._check_points_at(expected)
+                if len(a.replay_out) >= feed:
+                    send(expected)
+        except AuditFailure as f:
+            send(expected)
+            if held is not None:
+                settle(*held)
+            if replayed_to(expected).failure is None:
+                if pending is not None:
+                    _check_ids(pending[0], pending[1])
+                if ids:
+                    ids_now = iter([recompute_event_ids([b for _, _, b in ids])])
+                    _check_ids(ids_now, ids, before=f.index)
+                raise
+            # The replay failed at an entry the core stage had passed before failing: first.
+            assert done.failure is not None
+            first = _failure_from_plain(done.failure)
+            if pending is not None:
+                _check_ids(pending[0], pending[1])
+            if ids:
+                ids_now = iter([recompute_event_ids([b for _, _, b in ids])])
+                _check_ids(ids_now, ids, before=first.index)
+            raise first from None
+        send(expected)
+        batches = iter(map_fn(recompute_event_ids, _split(ids, workers))) if ids else None
+        if held is not None:
+            settle(*held)
+        held = (expected, ids, batches)
+    if held is not None:
+        settle(*held)
+    return expected, ids_checked, pending, done

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -750,3 +753,321 @@ def test_cli_strict_keys_refuses_self_registered_keys(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["verify-bundle", str(bundle), *keys, "--strict-keys"])
     assert bad.exit_code == 1
     assert f"entry {key_index}: key statement" in bad.stderr and "self-registered" in bad.stderr
+
+
+# --------------------------------------------------------------------------- pipelined replay
+#
+# audit(replay_channel=...) runs the replay's stateful stage elsewhere, pipelined with the core
+# checks (spec §10.8 step 4). InProcessReplay makes the interleaving deterministic: lazy, the
+# replay runs only when the audit waits for it (the core stage as far ahead as it may get);
+# eager, it runs as soon as it is given a batch. ReplayProcess is the real worker process.
+
+
+class _Spy(audit_mod.InProcessReplay):
+    """Records how far the core stage had sent entries when the replay's failure came back."""
+
+    def __init__(self, *, eager: bool = False) -> None:
+        super().__init__(eager=eager)
+        self.sent = 0
+        self.sent_at_failure: int | None = None
+        self.receives_after_last_send = 0
+
+    def send(self, records: list[Any], end: int) -> None:
+        self.sent = end
+        self.receives_after_last_send = 0
+        super().send(records, end)
+
+    def receive(self) -> audit_mod.ReplayProgress:
+        p = super().receive()
+        self.receives_after_last_send += 1
+        if p.failure is not None and self.sent_at_failure is None:
+            self.sent_at_failure = self.sent
+        return p
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Fail instead of hanging: SIGALRM raises in the test after ``seconds``."""
+
+    def ring(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"no answer within {seconds}s")
+
+    old = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _outcome(fn: Callable[[], audit_mod.AuditReport]) -> tuple[Any, ...]:
+    """Everything a caller sees of an audit: the whole report, or the whole failure."""
+    try:
+        r = fn()
+    except AuditFailure as f:
+        return (f.reason, f.index, f.checkpoint, str(f), f.expected, f.actual)
+    return (r.size, r.root, r.events, r.replayed, r.alerts, r.event_ids_checked, dict(r.states))
+
+
+def _process() -> Any:
+    from api.audit_workers import ReplayProcess
+
+    return ReplayProcess()
+
+
+def _flip_outcome(obj: dict[str, Any]) -> None:
+    obj["outcome"] = "alert" if obj["outcome"] == "accepted" else "accepted"
+
+
+def test_pipelined_replay_gives_the_sequential_report(log: ba.LogWriter) -> None:
+    from api.audit_workers import ReplayProcess
+
+    want = _outcome(lambda: audit(log.entries(), log.checkpoints, **policy(log), chunk=16))
+    assert want[3] == EVENTS and len(want[6]) == EVENTS // 4
+    for eager in (False, True):
+        seen: list[int] = []
+        ch = audit_mod.InProcessReplay(eager=eager)
+        report = audit(
+            log.entries(),
+            log.checkpoints,
+            **policy(log),
+            chunk=16,
+            replay_channel=ch,
+            on_progress=seen.append,
+        )
+        assert _outcome(lambda r=report: r) == want  # type: ignore[misc]
+        assert seen == sorted(seen) and seen[-1] == len(log.leaves)
+    with _deadline(60), ReplayProcess() as proc:
+        got = _outcome(
+            lambda: audit(log.entries(), log.checkpoints, **policy(log), replay_channel=proc)
+        )
+    assert got == want
+    # Self-registered device keys (not replicated to the replay stage) change nothing.
+    w, *_ = _device_log()
+    want = _outcome(lambda: audit(w.entries(), w.checkpoints, **policy(w)))
+    ch = audit_mod.InProcessReplay()
+    assert _outcome(lambda: audit(w.entries(), w.checkpoints, **policy(w), replay_channel=ch)) == (
+        want
+    )
+
+
+def test_replay_failure_found_while_the_core_stage_is_ahead(log: ba.LogWriter) -> None:
+    r = first_event(log, 30)
+    e = first_event(log, 200)
+    entries, cps = tampered(log, [r], _flip_outcome)
+    entries[e] = (e, entries[e][1], b"\0" * 32)  # a later failure the core stage finds
+    want = expect("replay", r, lambda: audit(entries, cps, **policy(log), chunk=16))
+    spy = _Spy()
+    got = expect(
+        "replay", r, lambda: audit(entries, cps, **policy(log), chunk=16, replay_channel=spy)
+    )
+    assert str(got) == str(want) and (got.expected, got.actual) == (want.expected, want.actual)
+    # The core stage had verified and sent entries past r before the replay's failure came back.
+    assert spy.sent_at_failure is not None and spy.sent_at_failure > r + 16
+    for eager in (False, True):
+        ch = audit_mod.InProcessReplay(eager=eager)
+        expect("replay", r, lambda c=ch: audit(entries, cps, **policy(log), replay_channel=c))  # type: ignore[misc]
+    with _deadline(60), _process() as proc:
+        got = expect(
+            "replay", r, lambda: audit(entries, cps, **policy(log), chunk=16, replay_channel=proc)
+        )
+    assert str(got) == str(want) and (got.expected, got.actual) == (want.expected, want.actual)
+
+
+def test_core_failure_found_while_the_replay_stage_is_behind(log: ba.LogWriter) -> None:
+    e = first_event(log, 100)
+    r = first_event(log, 150)
+    entries, cps = tampered(log, [r], _flip_outcome)  # a later failure the replay finds
+    entries[e] = (e, entries[e][1], b"\0" * 32)
+    spy = _Spy()
+    expect("leaf_hash", e, lambda: audit(entries, cps, **policy(log), chunk=16, replay_channel=spy))
+    # The replay still had entries below e to do when the core stage failed at e: the audit
+    # waited for them (they pass) before naming e.
+    assert spy.receives_after_last_send >= 2
+    # An earlier replay failure, still unreplayed when the core stage fails, wins.
+    early = first_event(log, 20)
+    entries2, cps2 = tampered(log, [early], _flip_outcome)
+    entries2[e] = (e, entries2[e][1], b"\0" * 32)
+    for chunk in (16, 8192):
+        expect(
+            "replay",
+            early,
+            lambda c=chunk: audit(  # type: ignore[misc]
+                entries2, cps2, **policy(log), chunk=c, replay_channel=audit_mod.InProcessReplay()
+            ),
+        )
+    with _deadline(60), _process() as proc:
+        expect("leaf_hash", e, lambda: audit(entries, cps, **policy(log), replay_channel=proc))
+    with _deadline(60), _process() as proc:
+        expect("replay", early, lambda: audit(entries2, cps2, **policy(log), replay_channel=proc))
+
+
+def _tamperings(w: ba.LogWriter) -> list[tuple[str, Any, Any]]:
+    ev = [i for i, x in enumerate(w.leaves) if b'"kind":"event"' in x]
+
+    def time(obj: dict[str, Any]) -> None:
+        obj["event"]["eventTime"] = obj["event"]["eventTime"].replace(":00.000", ":01.000")
+
+    def org(obj: dict[str, Any]) -> None:
+        obj["org"] = 5
+
+    def epc(obj: dict[str, Any]) -> None:
+        obj["event"]["epcList"] = ["not a code"]
+
+    def kind(obj: dict[str, Any]) -> None:
+        obj["kind"] = "weird"
+
+    # (label, {index: change}, stored-hash indices to zero): pairs of failures in both orders,
+    # found by either stage, in one chunk or across chunks, and the end-of-capture check.
+    return [
+        ("replay < event_bytes", {ev[40]: _flip_outcome, ev[45]: time}, []),
+        ("event_bytes < replay in its capture", {ev[41]: time, ev[45]: _flip_outcome}, []),
+        ("prep failure < leaf_hash", {ev[12]: org}, [ev[13]]),
+        ("leaf_hash < prep failure", {ev[13]: org}, [ev[12]]),
+        ("rules refuse < leaf_format", {ev[70]: epc, ev[200]: kind}, []),
+        ("leaf_format < replay", {ev[70]: kind, ev[200]: _flip_outcome}, []),
+        ("replay just before a checkpoint", {w.checkpoints[0][0] - 1: _flip_outcome}, []),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_pipelined_first_failure_is_the_sequential_one(log: ba.LogWriter, case: int) -> None:
+    label, changes, zero = _tamperings(log)[case]
+    leaves = list(log.leaves)
+    for i, change in changes.items():
+        obj = json.loads(leaves[i])
+        change(obj)
+        leaves[i] = canonical_json(obj)
+    entries = [(i, x, b"\0" * 32 if i in zero else leaf_hash(x)) for i, x in enumerate(leaves)]
+    cps = resign(log, leaves)
+    for event_ids in (False, True):
+        for chunk in (5, 64):
+
+            def run(ch: Any = None, c: int = chunk, ids: bool = event_ids) -> Any:
+                kw = {"replay_channel": ch} if ch is not None else {}
+                return audit(entries, cps, **policy(log), event_ids=ids, chunk=c, **kw)
+
+            want = _outcome(run)
+            assert want[1] is not None, label  # an entry fails (event_id, with IDs recomputed)
+            for eager in (False, True):
+                assert _outcome(lambda e=eager: run(audit_mod.InProcessReplay(eager=e))) == want, (
+                    label,
+                    eager,
+                    chunk,
+                )
+
+
+def test_event_id_failure_is_weighed_against_the_replay_stage() -> None:
+    # An event-ID failure (only the recomputation finds it) and a replay failure: the lower wins,
+    # whichever stage found its failure first.
+    calls = iter(range(1_000_000))
+    fake = "ni:///sha-256;" + "0" * 64 + "?ver=CBV2.0"
+    w = ba.LogWriter(
+        ids_map=lambda fn, bs: (
+            [fake if next(calls) == 30 else x for x in ids] for ids in map(fn, bs)
+        )
+    )
+    ba.world(w)
+    codes = [f"{ba.DL}/01/{ba.GTIN}/21/E{n}" for n in range(40)]
+    for step, org in (("commission", "mfr"), ("ship", "mfr")):
+        for part in (codes[:20], codes[20:]):
+            w.capture(
+                org, [ba._event(step, c, n) for n, c in enumerate(part)], "2026-01-31T08:00:00Z"
+            )
+    w.checkpoint()
+    bad_id = first_event(w, 30)
+    later, earlier = first_event(w, 31), first_event(w, 10)  # 31: in bad_id's chunk
+    for flip, first in ((first_event(w, 50), bad_id), (later, bad_id), (earlier, earlier)):
+        reason = "event_id" if first == bad_id else "replay"
+        entries, cps = tampered(w, [flip], _flip_outcome)
+        for chunk in (4, 16, 8192):
+            for ch in (None, audit_mod.InProcessReplay(), audit_mod.InProcessReplay(eager=True)):
+
+                def run(c: int = chunk, x: Any = ch, e: Any = entries, p: Any = cps) -> Any:
+                    return audit(e, p, **policy(w), chunk=c, replay_channel=x)
+
+                expect(reason, first, run)
+
+
+def test_replay_worker_that_dies_is_an_error_not_a_hang(log: ba.LogWriter) -> None:
+    from api.audit_workers import AuditWorkerError, ReplayProcess
+
+    with _deadline(60):
+        with ReplayProcess() as proc:
+            assert proc.pid is not None
+            os.kill(proc.pid, signal.SIGKILL)
+            with pytest.raises(AuditWorkerError, match="exited with code -9"):
+                audit(log.entries(), log.checkpoints, **policy(log), replay_channel=proc)
+        # A worker that raises says why (a record it cannot read: a bug, not a log failure).
+        with ReplayProcess() as proc:
+            proc.send([[1, 2]], 5)
+            with pytest.raises(AuditWorkerError, match="ValueError"):
+                proc.receive()
+            # ... and, gone, it is not waited for either.
+            with pytest.raises(AuditWorkerError, match="exited"):
+                proc.states()
+
+
+def _crash(inbox: Any, out: Any) -> None:
+    os._exit(3)
+
+
+def test_replay_worker_that_dies_midway_is_an_error(log: ba.LogWriter, monkeypatch: Any) -> None:
+    import api.audit_workers as aw
+
+    serve = aw._serve
+
+    def dies_after_three_batches(inbox: Any, out: Any) -> None:
+        recv, left = inbox.recv_bytes, iter(range(3))
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            if next(left, None) is None:
+                os._exit(7)
+            return recv(*args, **kwargs)
+
+        inbox.recv_bytes = counted
+        serve(inbox, out)
+
+    # Forked, the worker runs the replacement; the audit is well under way when it dies.
+    monkeypatch.setattr(aw, "_serve", dies_after_three_batches)
+    seen: list[int] = []
+    with (
+        _deadline(60),
+        aw.ReplayProcess() as proc,
+        pytest.raises(aw.AuditWorkerError, match="exited with code 7"),
+    ):
+        audit(
+            log.entries(),
+            log.checkpoints,
+            **policy(log),
+            chunk=16,
+            replay_channel=proc,
+            on_progress=seen.append,
+        )
+    assert seen and seen[-1] < len(log.leaves)
+
+
+def test_cli_audit_workers(log: ba.LogWriter, tmp_path: Path, monkeypatch: Any) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    import api.audit_workers
+    from api.cli_trust import register
+
+    app = typer.Typer()
+    register(app)
+    app.callback()(lambda: None)
+    _export(log, tmp_path)
+    args = ["audit", "--dir", str(tmp_path), "--keys", str(tmp_path / "keys.json")]
+    one = CliRunner().invoke(app, [*args, "--workers", "1"])
+    two = CliRunner().invoke(app, [*args, "--workers", "2"])
+    assert one.exit_code == two.exit_code == 0, (one.output, two.output)
+    assert one.output.splitlines()[:2] == two.output.splitlines()[:2]
+    assert f"replayed: {EVENTS}" in two.output
+    # The replay worker dies (forked, it runs this replacement): exit 2, said plainly.
+    monkeypatch.setattr(api.audit_workers, "_serve", _crash)
+    with _deadline(60):
+        bad = CliRunner().invoke(app, [*args, "--workers", "2"])
+    assert bad.exit_code == 2, bad.output
+    assert "audit could not finish" in bad.stderr and "exited with code 3" in bad.stderr
