@@ -46,8 +46,8 @@ from api.store import tables as t
 from api.store.sequencer import StateView, new_pending_entry
 from ledger import lifecycle as lc
 from ledger.canonical import is_fast_path_safe
-from ledger.capture import CapturePayload, from_wire, verify_chain, verify_signed_capture
-from ledger.epcis import validate_event
+from ledger.capture import CapturePayload, decode_wire, verify_chain, verify_wire_capture
+from ledger.epcis import check_event
 from ledger.errors import AuthorizationError, ConflictError, HashMismatchError
 from ledger.journey import CLASS_LISTS, canonical_event
 from ledger.signing import PublicKey, b64encode
@@ -155,7 +155,7 @@ def _producer_key(conn: Connection, caller: Caller, payload: CapturePayload) -> 
 @dataclass
 class _Prepared:
     events: list[dict[str, Any]]
-    #: Each event's RFC 8785 bytes as :func:`ledger.capture.from_wire` made them (== the
+    #: Each event's RFC 8785 bytes as :func:`ledger.capture.decode_wire` made them (== the
     #: canonical JSON of ``events[i]``): spliced into the leaf instead of serialised again.
     event_bytes: list[bytes]
     canon: list[dict[str, Any]]
@@ -386,15 +386,17 @@ def ingest_capture(
         ledger.errors.LedgerError: Signature, hash, chain (409) or EPCIS validation failures.
     """
     # SPEC §8.4 step 1.
-    payload_bytes, signature, event_bytes = from_wire(wire)
+    decoded = decode_wire(wire)
+    payload_bytes, signature = decoded.payload_bytes, decoded.signature
+    event_bytes = list(decoded.event_bytes)
     claimed = CapturePayload.from_bytes(payload_bytes)
     with c.engine.connect() as conn:
         key = _producer_key(conn, caller, claimed)
         registry = load_registry(conn)
     # SPEC §8.4 step 3: signature, events root, every event ID.
-    signed = verify_signed_capture(
-        payload_bytes, signature, event_bytes, PublicKey.from_bytes(key.public_key)
-    )
+    # (verify_wire_capture: the checks of verify_signed_capture, without re-serialising event
+    # bytes that decode_wire proved canonical; SPEC §4.9.)
+    signed = verify_wire_capture(decoded, PublicKey.from_bytes(key.public_key))
     payload = signed.payload
     cid = signed.capture_id
     events: list[dict[str, Any]] = list(wire["events"])
@@ -403,7 +405,7 @@ def ingest_capture(
     prep = _Prepared(events, event_bytes, [], [], [], [])
     path_text = prep.path_text
     for i, (ev, captured) in enumerate(zip(events, signed.events, strict=True)):
-        validate_event(ev, f"events[{i}]")
+        check_event(ev, f"events[{i}]")  # validate_event's verdict, no model built
         claimed_id = ev.get("eventID")
         if (
             isinstance(claimed_id, str)
