@@ -74,7 +74,8 @@ def _safe(value: Any, depth: int = 0) -> bool:
     Written for speed: scalars are checked inline, only containers recurse, and each
     object's keys are checked in one pass over their concatenation.
     """
-    if depth > MAX_DEPTH:
+    # ``value`` is a container at ``depth`` (0 = outermost): the same bound as _check_depth.
+    if depth >= MAX_DEPTH:
         raise CanonicalizationError(f"JSON value is nested deeper than {MAX_DEPTH} levels")
     t = type(value)
     items: Any

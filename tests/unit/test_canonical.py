@@ -302,3 +302,18 @@ def test_reference_bytes_are_not_promised_stable() -> None:
 def test_stable_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(canonical, "_orjson", None)
     assert canonical_json_stable({"a": [1]}) == (b'{"a":[1]}', False)
+
+
+@pytest.mark.parametrize("leaf", [1, 1.5, "x", None])
+def test_depth_bound_is_the_same_on_both_paths(leaf: object) -> None:
+    # MAX_DEPTH containers are accepted and one more is refused, whether or not the value
+    # can take the orjson fast path (a float sends it to the reference path).
+    def nest(n: int) -> object:
+        v = leaf
+        for _ in range(n):
+            v = [v]
+        return v
+
+    canonical_json(nest(MAX_DEPTH))
+    with pytest.raises(CanonicalizationError):
+        canonical_json(nest(MAX_DEPTH + 1))
