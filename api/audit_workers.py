@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from api.runtime import GC_THRESHOLDS
 from ledger import lifecycle as lc
 from ledger.audit import ReplayProgress, ReplayRecord, ReplayStage, state_rows, states_from_rows
 
@@ -78,7 +79,9 @@ def _decode(message: bytes) -> tuple[int, list[ReplayRecord]]:
 def _serve(inbox: Connection, out: Connection) -> None:
     """The worker: run every batch through one replay stage until told to stop."""
     # What the fork inherited is never garbage here: keep the collector from walking (and so
-    # copying) the parent's pages.
+    # copying) the parent's pages. The replay allocates much and keeps no cycles: collect
+    # rarely (docs/adr/0013), whatever start method made this process.
+    gc.set_threshold(*GC_THRESHOLDS)
     gc.freeze()
     parent = multiprocessing.parent_process()
     stage = ReplayStage()

@@ -738,6 +738,9 @@ def register(app: typer.Typer) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         from api.audit_workers import AuditProcesses, AuditWorkerError
+        from api.runtime import tune_gc
+
+        tune_gc()  # a long, allocation-heavy run (docs/adr/0013)
         from ledger.audit import audit
 
         if (directory is None) == (db is None):

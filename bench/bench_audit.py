@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import gc
 import hashlib
 import os
 import resource
@@ -51,6 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from api.runtime import tune_gc
 from ledger import lifecycle as lc
 from ledger.audit import STATEMENT_PAYLOAD_TYPE, Registry, audit
 from ledger.canonical import canonical_json
@@ -444,8 +444,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"built {n} entries ({len(w.checkpoints)} checkpoints) in {time.perf_counter() - t0:.1f}s"
     )
     # ``yima audit`` streams the log; held here in memory, it would be walked by every full
-    # garbage collection the audit triggers. Frozen, it is not: the same for every tier.
-    gc.freeze()
+    # garbage collection the audit triggers. Frozen, it is not: the same for every tier. The
+    # thresholds are those ``yima audit`` sets (api.runtime.tune_gc, docs/adr/0013).
+    tune_gc()
     print(f"{_load()}; median of {args.runs} runs")
     common: dict[str, Any] = {
         "log_verifiers": [w.log_signer.verifier()],
