@@ -7,6 +7,7 @@ database URL. Nothing here runs at import time: the app factory and the tests ca
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from api.store.walcheckpoint import FALLBACK_PAGES, WalCheckpointer
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -24,6 +27,7 @@ __all__ = [
     "make_engine",
     "normalize_url",
     "upgrade",
+    "wal_checkpointer",
     "write_transaction",
 ]
 
@@ -34,6 +38,9 @@ DEFAULT_DATABASE_URL = "sqlite:///var/yima.db"
 WRITE_OPTION = "yima_write"
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+#: Engines whose WAL checkpoints run in the background (see :func:`make_engine`).
+_CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
 
 
 def normalize_url(url: str) -> str:
@@ -54,6 +61,7 @@ def make_engine(
     url: str | None = None,
     *,
     busy_timeout_ms: int = 30_000,
+    background_checkpoints: bool = False,
     echo: bool = False,
     **kwargs: Any,
 ) -> Engine:
@@ -64,7 +72,9 @@ def make_engine(
     off so that SQLAlchemy emits ``BEGIN`` itself — ``BEGIN IMMEDIATE`` for connections that
     carry :data:`WRITE_OPTION`, so two writers queue on the database lock at ``BEGIN`` instead
     of one failing with "database is locked" when it upgrades a read lock mid-transaction.
-    The file's directory is created if missing.
+    The file's directory is created if missing. With ``background_checkpoints`` (the service
+    sets it), WAL checkpoints of a database file run in a background thread after each
+    :func:`write_transaction` instead of inside a writer's commit (docs/adr/0015).
 
     PostgreSQL: psycopg 3, ``READ COMMITTED`` (the sequencer relies on it: each statement
     after the advisory lock sees the previous writer's commit).
@@ -72,6 +82,8 @@ def make_engine(
     Args:
         url: SQLAlchemy URL; default :data:`DEFAULT_DATABASE_URL`.
         busy_timeout_ms: How long a SQLite connection waits for the write lock.
+        background_checkpoints: SQLite files only: checkpoint the WAL in a background thread
+            (:class:`api.store.walcheckpoint.WalCheckpointer`); ignored elsewhere.
         echo: Log SQL.
         **kwargs: Passed to :func:`sqlalchemy.create_engine` (e.g. ``connect_args``).
 
@@ -84,14 +96,21 @@ def make_engine(
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(sa_url, echo=echo, **kwargs)
-        _configure_sqlite(engine, busy_timeout_ms)
+        on_file = bool(database and database != ":memory:" and not database.startswith("file:"))
+        checkpointer = None
+        if background_checkpoints and on_file:
+            checkpointer = WalCheckpointer(str(database), busy_timeout_ms=busy_timeout_ms)
+            _CHECKPOINTERS[engine] = checkpointer
+            # The thread must not outlive its engine (it holds a connection to the file).
+            weakref.finalize(engine, checkpointer.stop, 0)
+        _configure_sqlite(engine, busy_timeout_ms, checkpointer is not None)
         return engine
     kwargs.setdefault("isolation_level", "READ COMMITTED")
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(sa_url, echo=echo, **kwargs)
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, background: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below own BEGIN; pysqlite's implicit transactions
@@ -103,6 +122,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            if background:
+                # Only a safety net: the background thread normally keeps the WAL far smaller.
+                cursor.execute(f"PRAGMA wal_autocheckpoint = {FALLBACK_PAGES}")
         finally:
             cursor.close()
 
@@ -140,6 +162,14 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
             yield conn
+    checkpointer = _CHECKPOINTERS.get(engine)
+    if checkpointer is not None:
+        checkpointer.notify()
+
+
+def wal_checkpointer(engine: Engine) -> WalCheckpointer | None:
+    """The engine's background WAL checkpointer (None unless :func:`make_engine` made one)."""
+    return _CHECKPOINTERS.get(engine)
 
 
 def _alembic_config(conn: Connection) -> Any:
