@@ -1472,15 +1472,13 @@ def audit(
     )
     it = iter(entries)
     a._check_points_at(0)
-    if replay and replay_channel is not None:
-        expected, ids_checked, pending, done = _pipelined(
-            a, it, chunk, event_ids, map_fn, workers, on_progress, replay_channel
-        )
-        replayed, alerts = done.replayed, done.alerts
+    feed = _ReplayFeed(a, replay_channel, chunk) if replay and replay_channel is not None else None
+    expected, ids_checked, pending = _run(
+        a, it, chunk, event_ids, map_fn, workers, on_progress, feed
+    )
+    if feed is not None:
+        replayed, alerts = feed.done.replayed, feed.done.alerts
     else:
-        expected, ids_checked, pending = _sequential(
-            a, it, chunk, event_ids, map_fn, workers, on_progress
-        )
         replayed, alerts = a.stage.replayed, a.stage.alerts
     try:
         a._close_capture(expected)
@@ -1533,7 +1531,50 @@ def audit(
     )
 
 
-def _sequential(
+class _ReplayFeed:
+    """The audit loop's hook that feeds a :class:`ReplayChannel` (SPEC §10.8 step 4).
+
+    The core stage collects the records of the entries it has passed in
+    ``_Auditor.replay_out``; :meth:`send` ships them to the channel in batches and
+    :meth:`replayed_to` waits for the replay stage's verdict on them.
+    """
+
+    def __init__(self, a: _Auditor, channel: ReplayChannel, chunk: int) -> None:
+        a.replay_out = []
+        self.a = a
+        self.channel = channel
+        #: Records per batch (the loop sends when ``replay_out`` reaches it).
+        self.size = max(1, min(chunk, _FEED))
+        self.sent = self.backlog = 0
+        self.done = ReplayProgress(0, 0, 0)
+
+    def _take(self) -> None:
+        self.done = self.channel.receive()
+        self.backlog -= 1
+
+    def send(self, end: int) -> None:
+        """Ship the records of the entries below ``end`` not yet sent."""
+        a = self.a
+        if end > self.sent:
+            assert a.replay_out is not None
+            self.channel.send(a.replay_out, end)
+            a.replay_out = []
+            self.sent = end
+            self.backlog += 1
+            while self.backlog and self.channel.ready():
+                self._take()
+            # SPEC §10.8 step 4: step 1 (canonical form) runs on whichever stage is idler: here
+            # while the replay stage has batches waiting besides this one, else there.
+            a.prep = self.backlog >= 2
+
+    def replayed_to(self, end: int) -> ReplayProgress:
+        """The replay stage's progress once it has passed ``end`` or failed (waits for it)."""
+        while self.done.failure is None and self.done.end < end:
+            self._take()
+        return self.done
+
+
+def _run(
     a: _Auditor,
     it: Iterator[tuple[int, bytes, bytes | None]],
     chunk: int,
@@ -1541,117 +1582,50 @@ def _sequential(
     map_fn: _MapFn,
     workers: int,
     on_progress: Callable[[int], None] | None,
+    feed: _ReplayFeed | None,
 ) -> tuple[int, int, _Pending | None]:
-    """The one-pass audit loop: every check of an entry, replay included, before the next.
+    """The audit loop, chunk by chunk: every check of each entry before the next entry.
+
+    Without ``feed`` the replay runs in the core pass and a chunk is decided as soon as the
+    pass ends it. With ``feed`` the replay's stateful stage runs behind a channel: the core
+    stage verifies chunk k while the channel replays chunk k-1, and a chunk is decided only
+    once both stages have passed it, in the same order, so that the first failure reported is
+    the one-pass audit's. The channel only ever gets entries the core stage has passed, so a
+    replay failure is at an index below any core failure found since, and it wins; event-ID
+    failures are weighed against either exactly as in the one-pass loop.
 
     Returns:
         ``(entries read, event IDs checked, the last chunk's IDs still to check)``.
     """
-    expected = 0
+    expected = ids_checked = 0
     pending: _Pending | None = None
-    ids_checked = 0
-    while block := _read(it, chunk):
-        ids: _IdItems | None = [] if event_ids else None
-        try:
-            for index, leaf, stored in block:
-                if index != expected:
-                    raise _gap(expected, index)
-                a.entry(index, leaf, stored, ids)
-                expected += 1
-                if expected == a.next_size:
-                    a._check_points_at(expected)
-        except AuditFailure as f:
-            # An earlier entry's event ID may be the first failure: check those first.
-            if pending is not None:
-                _check_ids(pending[0], pending[1])
-            if ids:
-                _check_ids(iter([recompute_event_ids([b for _, _, b in ids])]), ids, before=f.index)
-            raise
+    # With a feed: the last chunk the core stage passed, whose replay is not yet known to
+    # pass, as (end, its event-ID items, their submitted batches).
+    held: tuple[int, _IdItems | None, Iterator[list[str]] | None] | None = None
+    feed_at = feed.size if feed is not None else 0
+
+    def settle(end: int, ids: _IdItems | None, batches: Iterator[list[str]] | None) -> None:
+        # Decide a chunk the core stage has passed; batches None: submit its IDs now.
+        nonlocal pending, ids_checked
+        if feed is not None:
+            failure = feed.replayed_to(end).failure
+            # A failure the stage found in a later chunk (it may run ahead) is that chunk's.
+            if failure is not None and (failure[0] is None or failure[0] < end):
+                f = _failure_from_plain(failure)
+                if pending is not None:
+                    _check_ids(pending[0], pending[1])
+                if ids and batches is not None:
+                    _check_ids(batches, ids, before=f.index)
+                raise f
         if pending is not None:
             _check_ids(pending[0], pending[1])
             ids_checked += len(pending[1])
             pending = None
         if ids:
-            # Submitted now, checked after the next chunk: workers overlap the main pass.
-            pending = (iter(map_fn(recompute_event_ids, _split(ids, workers))), ids)
-        if on_progress is not None:
-            on_progress(expected)
-    return expected, ids_checked, pending
-
-
-def _pipelined(
-    a: _Auditor,
-    it: Iterator[tuple[int, bytes, bytes | None]],
-    chunk: int,
-    event_ids: bool,
-    map_fn: _MapFn,
-    workers: int,
-    on_progress: Callable[[int], None] | None,
-    channel: ReplayChannel,
-) -> tuple[int, int, _Pending | None, ReplayProgress]:
-    """The audit loop with the replay's stateful stage behind ``channel`` (SPEC §10.8 step 4).
-
-    The core stage verifies chunk k while the channel replays chunk k-1. The outcome of a chunk
-    is decided only once both stages have passed it, in the order :func:`_sequential` decides
-    it, so that the first failure reported is the sequential audit's: the channel only ever
-    gets entries the core stage has passed, so a replay failure is at an index below any core
-    failure found since, and it wins; event-ID failures are weighed against either exactly as
-    in the one-pass loop.
-
-    Returns:
-        ``(entries read, event IDs checked, the last chunk's IDs still to check, the replay
-        stage's progress)``.
-    """
-    a.replay_out = []
-    feed = max(1, min(chunk, _FEED))
-    sent = backlog = 0
-    done = ReplayProgress(0, 0, 0)
-    expected = ids_checked = 0
-    pending: _Pending | None = None
-    # The last chunk the core stage passed, whose replay is not yet known to pass:
-    # (end, its event-ID items, their submitted batches).
-    held: tuple[int, _IdItems | None, Iterator[list[str]] | None] | None = None
-
-    def take() -> None:
-        nonlocal done, backlog
-        done = channel.receive()
-        backlog -= 1
-
-    def send(end: int) -> None:
-        nonlocal sent, backlog
-        if end > sent:
-            assert a.replay_out is not None
-            channel.send(a.replay_out, end)
-            a.replay_out = []
-            sent = end
-            backlog += 1
-            while backlog and channel.ready():
-                take()
-            # SPEC §10.8 step 4: step 1 (canonical form) runs on whichever stage is idler: here
-            # while the replay stage has batches waiting besides this one, else there.
-            a.prep = backlog >= 2
-
-    def replayed_to(end: int) -> ReplayProgress:
-        while done.failure is None and done.end < end:
-            take()
-        return done
-
-    def settle(end: int, ids: _IdItems | None, batches: Iterator[list[str]] | None) -> None:
-        # What _sequential does once a chunk has passed (or failed in the replay).
-        nonlocal pending, ids_checked
-        failure = replayed_to(end).failure
-        # A failure the stage found in a later chunk (it may run ahead) is that chunk's.
-        if failure is not None and (failure[0] is None or failure[0] < end):
-            f = _failure_from_plain(failure)
-            if pending is not None:
-                _check_ids(pending[0], pending[1])
-            if ids and batches is not None:
-                _check_ids(batches, ids, before=f.index)
-            raise f
-        if pending is not None:
-            _check_ids(pending[0], pending[1])
-            ids_checked += len(pending[1])
-        pending = (batches, ids) if ids and batches is not None else None
+            # Submitted before the next chunk, checked after it: workers overlap the main pass.
+            if batches is None:
+                batches = iter(map_fn(recompute_event_ids, _split(ids, workers)))
+            pending = (batches, ids)
         if on_progress is not None:
             on_progress(end)
 
@@ -1665,33 +1639,37 @@ def _pipelined(
                 expected += 1
                 if expected == a.next_size:
                     a._check_points_at(expected)
-                if len(a.replay_out) >= feed:
-                    send(expected)
+                # replay_out is a list only with a feed; a test, not a call, per entry.
+                if a.replay_out is not None and len(a.replay_out) >= feed_at:
+                    assert feed is not None
+                    feed.send(expected)
         except AuditFailure as f:
-            send(expected)
-            if held is not None:
-                settle(*held)
-            if replayed_to(expected).failure is None:
-                if pending is not None:
-                    _check_ids(pending[0], pending[1])
-                if ids:
-                    ids_now = iter([recompute_event_ids([b for _, _, b in ids])])
-                    _check_ids(ids_now, ids, before=f.index)
-                raise
-            # The replay failed at an entry the core stage had passed before failing: first.
-            assert done.failure is not None
-            first = _failure_from_plain(done.failure)
+            first = f
+            if feed is not None:
+                feed.send(expected)
+                if held is not None:
+                    settle(*held)
+                failure = feed.replayed_to(expected).failure
+                if failure is not None:
+                    # The replay failed at an entry the core stage passed before failing: first.
+                    first = _failure_from_plain(failure)
+            # An earlier entry's event ID may be the first failure: check those first.
             if pending is not None:
                 _check_ids(pending[0], pending[1])
             if ids:
                 ids_now = iter([recompute_event_ids([b for _, _, b in ids])])
                 _check_ids(ids_now, ids, before=first.index)
+            if first is f:
+                raise
             raise first from None
-        send(expected)
+        if feed is None:
+            settle(expected, ids, None)
+            continue
+        feed.send(expected)
         batches = iter(map_fn(recompute_event_ids, _split(ids, workers))) if ids else None
         if held is not None:
             settle(*held)
         held = (expected, ids, batches)
     if held is not None:
         settle(*held)
-    return expected, ids_checked, pending, done
+    return expected, ids_checked, pending

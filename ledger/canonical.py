@@ -45,19 +45,23 @@ except ImportError:  # pragma: no cover - exercised only where orjson is absent
     _orjson = None
 
 __all__ = [
+    "FAST_PATH_INT_MAX",
     "HAVE_FAST_PATH",
     "MAX_DEPTH",
     "canonical_json",
     "canonical_json_reference",
     "canonical_json_stable",
     "is_fast_path_safe",
+    "is_fast_path_scalar",
 ]
 
 #: True when the orjson fast path is available in this interpreter.
 HAVE_FAST_PATH: Final[bool] = _orjson is not None
 
-# RFC 8785 §3.2.2.3 / I-JSON: integers must be exactly representable as IEEE 754 doubles.
-_INT_MAX: Final = 2**53 - 1
+#: Largest integer magnitude on the fast path. RFC 8785 §3.2.2.3 / I-JSON: integers must be
+#: exactly representable as IEEE 754 doubles; larger ones take the reference path (which refuses
+#: them, so the error is the same whichever path ran). See :func:`is_fast_path_scalar`.
+FAST_PATH_INT_MAX: Final = 2**53 - 1
 _BMP_LIMIT: Final = "\uffff"
 
 #: Deepest container nesting accepted. Yima's formats nest a handful of levels; an explicit
@@ -71,8 +75,9 @@ _ORJSON_OPTS: Final[int] = _orjson.OPT_SORT_KEYS if _orjson is not None else 0
 def _safe(value: Any, depth: int = 0) -> bool:
     """Whether orjson is proven to give RFC 8785 bytes for ``value`` (walks it once).
 
-    Written for speed: scalars are checked inline, only containers recurse, and each
-    object's keys are checked in one pass over their concatenation.
+    Written for speed: scalars are checked inline (:func:`is_fast_path_scalar`, unrolled),
+    only containers recurse, and each object's keys are checked in one pass over their
+    concatenation.
     """
     # ``value`` is a container at ``depth`` (0 = outermost): the same bound as _check_depth.
     if depth >= MAX_DEPTH:
@@ -94,10 +99,11 @@ def _safe(value: Any, depth: int = 0) -> bool:
         items = (value,)
     for v in items:
         t = type(v)
+        # is_fast_path_scalar, inlined: a call per value would slow the walk by half.
         if t is str or v is None or t is bool:
             continue
         if t is int:
-            if not -_INT_MAX <= v <= _INT_MAX:
+            if not -FAST_PATH_INT_MAX <= v <= FAST_PATH_INT_MAX:
                 return False
             continue
         if t is dict or t is list or t is tuple:
@@ -106,6 +112,34 @@ def _safe(value: Any, depth: int = 0) -> bool:
             continue
         return False  # floats, subclasses, and anything that is not JSON
     return True
+
+
+def is_fast_path_scalar(value: Any) -> bool:
+    """Report whether orjson is proven to write the scalar ``value`` as RFC 8785 does.
+
+    The scalar half of the fast-path proof (:func:`is_fast_path_safe` walks containers and
+    checks object keys): an exact ``str`` (any code points: the escaping is identical, and
+    characters outside the BMP matter only in object keys), ``bool`` or ``None``, or an exact
+    ``int`` within ±:data:`FAST_PATH_INT_MAX`. Floats (ECMAScript number form), subclasses
+    (an enum may serialise differently) and any other type are refused. A ``str`` orjson
+    cannot encode (a lone surrogate) passes: callers retry orjson's refusals on the reference
+    path. Whether orjson is installed is not part of it (:data:`HAVE_FAST_PATH`).
+
+    Hot loops that prove values (this module's walk, the service's item-state serialiser)
+    inline this test rather than call it, as the call would cost more than the test; their
+    unit tests hold each copy to this function.
+
+    Args:
+        value: Any Python value.
+
+    Returns:
+        True when ``value`` is such a scalar.
+    """
+    t = type(value)
+    if t is int:
+        n: int = value
+        return -FAST_PATH_INT_MAX <= n <= FAST_PATH_INT_MAX
+    return t is str or t is bool or value is None
 
 
 def _check_depth(value: Any) -> None:

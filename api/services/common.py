@@ -22,7 +22,7 @@ from api.store import ItemUpdate
 from api.store import tables as t
 from api.store.sequencer import new_item_update
 from ledger import lifecycle as lc
-from ledger.canonical import canonical_json
+from ledger.canonical import FAST_PATH_INT_MAX, canonical_json
 from ledger.identifiers import Identifier, parse_code
 
 # The one identifier canonicalisation (ledger.journey), shared with the audit and the bundle
@@ -260,7 +260,6 @@ _STATE_KEYS = tuple(f for f in _STATE_FIELDS if f != "first_dispense")
 _STATE_VALUES = attrgetter(*_STATE_KEYS)
 _DISPENSE_VALUES = attrgetter(*_DISPENSE_FIELDS)
 _STR_ONLY = frozenset({str})
-_INT_MAX = 2**53 - 1
 
 
 def _state_json(state: lc.ItemState) -> tuple[str, bool]:
@@ -289,13 +288,17 @@ def _state_json(state: lc.ItemState) -> tuple[str, bool]:
 
 
 def _plain(values: tuple[Any, ...]) -> bool:
-    """Whether every value is a str, bool, None, an int within ±(2**53 - 1) or a tuple of str."""
+    """Whether every value is a tuple of str or a fast-path scalar.
+
+    The scalar test is :func:`ledger.canonical.is_fast_path_scalar`, inlined.
+    """
     for v in values:
         t = type(v)
+        # A call per value would cost more than the test.
         if t is str or t is bool or v is None:
             continue
         if t is int:
-            if not -_INT_MAX <= v <= _INT_MAX:
+            if not -FAST_PATH_INT_MAX <= v <= FAST_PATH_INT_MAX:
                 return False
         elif t is not tuple or not set(map(type, v)) <= _STR_ONLY:
             return False
