@@ -17,6 +17,7 @@ from api.errors import install_handlers
 from api.settings import Settings
 from api.store import LogStore, Sequencer, make_engine, upgrade
 from api.store.db import wal_checkpointer
+from api.store.sequencer import StateCache
 from ledger.note import Signer
 from ledger.signing import PrivateKey
 
@@ -64,7 +65,13 @@ def build_container(
     # The service's writers never wait for a WAL checkpoint on SQLite (docs/adr/0015).
     engine = make_engine(settings.database_url, background_checkpoints=True)
     upgrade(engine)
-    sequencer = Sequencer(engine, origin=settings.origin, signer=signer, clock=clock)
+    sequencer = Sequencer(
+        engine,
+        origin=settings.origin,
+        signer=signer,
+        clock=clock,
+        state_cache=StateCache(max_items=settings.state_cache_items),
+    )
     store = LogStore(engine, sequencer=sequencer)
     return Container(
         settings=settings,

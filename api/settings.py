@@ -37,6 +37,8 @@ class Settings(BaseModel):
         data_dir: Where the log key and other local state live.
         log_key_file: File holding the log's 32-byte Ed25519 seed (hex); created by `yima init`.
         batch_max: Largest number of entries integrated in one sequencer transaction.
+        state_cache_items: Item codes the writer's state cache keeps (``YIMA_STATE_CACHE_ITEMS``,
+            docs/adr/0014-writer-state-cache.md); 0 disables the cache.
         verify_rate_per_minute: Public verify endpoint budget per client address.
         public_base_url: Base URL shown in printed links.
         witnesses: Witnesses every new checkpoint is sent to (JSON list in
@@ -60,6 +62,8 @@ class Settings(BaseModel):
     data_dir: Path = Path("var")
     log_key_file: Path | None = None
     batch_max: int = Field(default=4096, ge=1)
+    # The default is api.store.sequencer.StateCache's (not imported: settings stay store-free).
+    state_cache_items: int = Field(default=100_000, ge=0)
     verify_rate_per_minute: int = Field(default=120, ge=1)
     public_base_url: str = "http://127.0.0.1:8000"
     witnesses: tuple[WitnessEndpoint, ...] = ()
