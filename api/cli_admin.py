@@ -14,6 +14,7 @@ import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -280,16 +281,39 @@ def token_add(
 def serve(
     host: str = typer.Option("127.0.0.1", help="Bind address."),
     port: int = typer.Option(8000, help="Port."),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        help="API processes. They share the log: captures are serialised by the database's "
+        "writer lock, and one elected process runs witnessing and anchoring.",
+    ),
 ) -> None:
     """Run the HTTP API (uvicorn) with settings from ``YIMA_*`` environment variables."""
     import uvicorn
+
+    # Each worker process builds its own app from the environment (uvicorn's factory mode).
+    uvicorn.run("api.cli_admin:serve_app", factory=True, host=host, port=port, workers=workers)
+
+
+def serve_app() -> Any:
+    """The app ``yima serve`` runs in each worker: settings from the environment, and the
+    service's garbage-collector thresholds once the app has started (docs/adr/0013)."""
+    from contextlib import asynccontextmanager
 
     from api.app import create_app
     from api.runtime import tune_gc
 
     app = create_app(Settings.from_env())
-    tune_gc()  # after startup, so the app's long-lived objects are frozen (docs/adr/0013)
-    uvicorn.run(app, host=host, port=port)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> Any:
+        async with inner(a) as state:
+            tune_gc()  # after startup, so the app's long-lived objects are frozen
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 def register(app: typer.Typer) -> None:

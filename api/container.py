@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sqlalchemy import Engine
 
 from api.settings import Settings
-from api.store import LogStore, Sequencer
+from api.store import LogStore, Sequencer, SequencerLock
 from ledger.note import Signer
 
 if TYPE_CHECKING:
     from api.services.witnessing import Witnessing
 
-__all__ = ["Clock", "Container", "RateLimiter", "SizeKeyedCache", "utcnow"]
+__all__ = ["Clock", "Container", "LeaderElection", "RateLimiter", "SizeKeyedCache", "utcnow"]
 
 Clock = Callable[[], datetime]
 _T = TypeVar("_T")
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -105,6 +108,69 @@ class SizeKeyedCache:
         return loaded
 
 
+class LeaderElection:
+    """Run ``on_elected`` once, in the one process that holds the log's leader lock.
+
+    :meth:`start` takes the lock at once if it is free; otherwise a daemon thread tries again
+    every ``retry_s`` seconds, so a follower takes over within that time when the leader exits
+    or crashes (the lock dies with its holder; :class:`api.store.SequencerLock`).
+
+    Args:
+        lock: The log's leader lock.
+        on_elected: Called once, when this process becomes the leader.
+        retry_s: Seconds between a follower's attempts.
+    """
+
+    def __init__(self, lock: SequencerLock, on_elected: Callable[[], None], retry_s: float) -> None:
+        self._lock = lock
+        self._on_elected = on_elected
+        self.retry_s = retry_s
+        self._stop = threading.Event()
+        self._mutex = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process holds the lock (and so runs the background work)."""
+        return self._lock.held
+
+    def start(self) -> None:
+        """Lead now if the lock is free; else follow, trying again every ``retry_s``."""
+        if self._try_lead():
+            return
+        self._thread = threading.Thread(target=self._follow, name="yima-leader", daemon=True)
+        self._thread.start()
+
+    def _try_lead(self) -> bool:
+        with self._mutex:
+            if self._stop.is_set() or not self._lock.try_acquire():
+                return False
+            self._on_elected()
+            return True
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.retry_s):
+            try:
+                if self._try_lead():
+                    return
+            except Exception:  # a database hiccup must not end the election
+                log.exception("leader election attempt failed")
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop following: ``on_elected`` is not called after this returns. Idempotent."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        with self._mutex:  # waits for an ``on_elected`` in progress
+            pass
+
+    def release(self) -> None:
+        """Give the lock up (after what ``on_elected`` started has stopped). Idempotent."""
+        with self._mutex:
+            self._lock.release()
+
+
 @dataclass
 class Container:
     """Everything a request handler may need, passed explicitly through dependencies.
@@ -134,6 +200,8 @@ class Container:
     witnessing: Witnessing | None = field(default=None, repr=False)
     #: Background workers started by :meth:`start_background` (anchorer, witnessing).
     background: list[Any] = field(default_factory=list, repr=False)
+    #: The leader election of the background work (None until :meth:`start_background`).
+    election: LeaderElection | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.witnessing is None and self.settings.witnesses:
@@ -168,11 +236,36 @@ class Container:
         if self.witnessing is not None:
             self.witnessing.notify()
 
+    #: Seconds between a follower process's attempts to take over the background work.
+    LEADER_RETRY_S: ClassVar[float] = 5.0
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process runs the log's background work (see :meth:`start_background`)."""
+        return self.election is not None and self.election.leading
+
     def start_background(self) -> None:
         """Start the witnessing thread (if witnesses are configured) and the anchorer (if
-        ``anchor_cadence_s`` is set). Called by the app's startup."""
-        if self.background:
+        ``anchor_cadence_s`` is set), in one process per log. Called by the app's startup.
+
+        Several API processes may serve one log (``yima serve --workers N``, or several hosts
+        on one PostgreSQL database). They elect one leader through the log's leader lock
+        (:class:`LeaderElection`); the others follow and take over within
+        :attr:`LEADER_RETRY_S` seconds when it exits. Without this each process would send
+        every checkpoint to every witness and race the others to anchor it. A follower's
+        commits do not wake the leader's witnessing pass; it runs on its cadence.
+        """
+        if self.background or self.election is not None:
             return
+        if self.witnessing is None and self.settings.anchor_cadence_s is None:
+            return  # nothing to lead
+        self.election = LeaderElection(
+            SequencerLock(self.engine), self._start_workers, self.LEADER_RETRY_S
+        )
+        self.election.start()
+        log.info("background work: %s", "leading" if self.leading else "following")
+
+    def _start_workers(self) -> None:
         if self.witnessing is not None:
             self.witnessing.start()
             self.background.append(self.witnessing)
@@ -183,6 +276,12 @@ class Container:
             self.background.append(anchorer)
 
     def stop_background(self) -> None:
-        """Stop what :meth:`start_background` started (after their current pass)."""
+        """Stop what :meth:`start_background` started (after their current pass) and hand the
+        leadership on."""
+        election, self.election = self.election, None
+        if election is not None:
+            election.stop()  # first: no worker may start after this
         while self.background:
             self.background.pop().stop(5.0)
+        if election is not None:
+            election.release()  # only now may another process start its workers

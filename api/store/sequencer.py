@@ -1111,14 +1111,16 @@ def _check_batch(batch: Sequence[PendingEntry]) -> None:
 
 
 class SequencerLock:
-    """Leader election for a long-running sequencer (PostgreSQL session advisory lock).
+    """Leader election for the log's long-running background work, across processes.
 
     Correctness never depends on it — :meth:`Sequencer.integrate` serialises every batch on
-    its own transaction-scoped lock. It exists so that exactly one background batching worker
-    runs per log: others wait (:meth:`acquire`) or give up (:meth:`try_acquire`). The lock
-    lives as long as its dedicated connection, so a crashed leader frees it at once.
-
-    On SQLite there is one process by design; the lock is always granted.
+    its own transaction-scoped lock. It exists so that exactly one process per log runs the
+    background workers (witnessing, anchoring; :meth:`api.container.Container.start_background`):
+    others wait (:meth:`acquire`) or give up (:meth:`try_acquire`). On PostgreSQL it is a
+    session advisory lock on a dedicated connection; on a SQLite file an exclusive ``flock`` on
+    ``<database>.leader`` next to it. Either way the operating system or the server frees it
+    when its holder exits or crashes. An in-memory SQLite database lives in one process: the lock
+    is always granted there.
 
     Args:
         engine: The log's engine.
@@ -1127,19 +1129,44 @@ class SequencerLock:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._conn: Connection | None = None
+        self._file: Any = None
 
     @property
     def held(self) -> bool:
         """Whether this object currently holds the lock."""
-        return self._conn is not None
+        return self._conn is not None or self._file is not None
+
+    def _lock_path(self) -> str | None:
+        database = self._engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return database + ".leader"
+
+    def _take_file(self, path: str, *, wait: bool) -> bool:
+        import fcntl
+
+        f = open(path, "a+b")  # noqa: SIM115 - held open for as long as the lock is held
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.close()
+            return False
+        except BaseException:
+            f.close()
+            raise
+        self._file = f
+        return True
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; return whether it is now held."""
-        if self._conn is not None:
+        if self.held:
             return True
         if not is_postgres(self._engine):
-            self._conn = self._engine.connect()
-            return True
+            path = self._lock_path()
+            if path is None:
+                self._conn = self._engine.connect()
+                return True
+            return self._take_file(path, wait=False)
         conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         got = conn.execute(
             text(f"SELECT pg_try_advisory_lock({_LOCK_KEY_SQL})"), {"ns": _LEADER_LOCK_NS}
@@ -1152,16 +1179,24 @@ class SequencerLock:
 
     def acquire(self) -> None:
         """Wait until the lock is free, then take it."""
-        if self._conn is not None:
+        if self.held:
             return
-        conn = self._engine.connect()
-        if is_postgres(self._engine):
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.execute(text(f"SELECT pg_advisory_lock({_LOCK_KEY_SQL})"), {"ns": _LEADER_LOCK_NS})
+        if not is_postgres(self._engine):
+            path = self._lock_path()
+            if path is None:
+                self._conn = self._engine.connect()
+            else:
+                self._take_file(path, wait=True)
+            return
+        conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text(f"SELECT pg_advisory_lock({_LOCK_KEY_SQL})"), {"ns": _LEADER_LOCK_NS})
         self._conn = conn
 
     def release(self) -> None:
         """Give the lock up (idempotent)."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()  # closing the descriptor drops its flock
         conn, self._conn = self._conn, None
         if conn is None:
             return

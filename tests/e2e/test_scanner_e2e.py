@@ -403,3 +403,94 @@ def test_journey_against_yima_serve(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_one_log(tmp_path: Path) -> None:
+    """``yima serve --workers 2`` on the SQLite default: concurrent devices, one linear log."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ledger import merkle
+
+    yima, yscan = _bin("yima"), _bin("yima-scan")
+    data = tmp_path / "srv"
+    db = data / "yima.db"
+    env = {
+        **os.environ,
+        "YIMA_DATA_DIR": str(data),
+        "YIMA_DATABASE_URL": f"sqlite:///{db}",
+        "YIMA_ORIGIN": "yima.e2e/log",
+    }
+    env.pop("YIMA_TOKEN", None)
+    env.pop("YIMA_SCAN_HOME", None)
+    _run([yima, "init"], env)
+    _run(
+        [yima, "org", "add", "huaxin", "--name", "华信制药", "--role", "manufacturer",
+         "--gln", FACTORY_GLN, "--city", "石家庄", "--province", "河北省", "--prefix", "6901234"],
+        env,
+    )  # fmt: skip
+    _run(
+        [yima, "product", "add", "--owner", "huaxin", "--key", str(data / "huaxin.key"),
+         "--generic-name", "阿莫西林胶囊", "--gtin", GTIN, "--rx"],
+        env,
+    )  # fmt: skip
+    token = _run([yima, "token", "add", "huaxin"], env).strip()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [yima, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/log/keys", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            assert time.monotonic() < deadline, "yima serve --workers 2 did not come up"
+            time.sleep(0.2)
+        homes = [tmp_path / f"line{i}" for i in (1, 2, 3)]
+        for home in homes:
+            _run(
+                [yscan, "--home", str(home), "init", "--org", "huaxin", "--device", home.name,
+                 "--server", url, "--token", token, "--site", FACTORY_GLN, "--json"],
+                env,
+            )  # fmt: skip
+
+        def commission(home: Path, run: int) -> dict[str, int]:
+            out = _run(
+                [yscan, "--home", str(home), "commission", "--product", GTIN, "--lot", LOT,
+                 "--expiry", "2030-06-30", "--count", "5", "--formats", "png", "--out",
+                 str(tmp_path / f"labels-{home.name}-{run}"), "--json"],
+                env,
+            )  # fmt: skip
+            return dict(json.loads(out)["summary"])
+
+        # Three devices at once, three captures each: requests land on both processes.
+        with ThreadPoolExecutor(3) as pool:
+            jobs = [pool.submit(commission, h, r) for r in range(3) for h in homes]
+            assert [j.result() for j in jobs] == [{"accepted": 5}] * 9
+        size = int(httpx.get(f"{url}/v1/log/checkpoint").text.split("\n")[1])
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    # The log is one linear tree: every stored checkpoint's root is the root of the stored
+    # leaves at its size, sizes strictly increase, and all 45 events are there once.
+    with sqlite3.connect(db) as conn:
+        hashes = [bytes(h) for (h,) in conn.execute("SELECT leaf_hash FROM entries ORDER BY idx")]
+        cps = conn.execute("SELECT size, root FROM checkpoints ORDER BY size").fetchall()
+        events = conn.execute("SELECT count(DISTINCT event_id) FROM entries WHERE kind = 'event'")
+        assert events.fetchone()[0] == 9
+    assert len(hashes) == size
+    assert [s for s, _ in cps] == sorted({s for s, _ in cps})
+    for cp_size, root in cps:
+        assert merkle.root_of(hashes[:cp_size]) == bytes(root), cp_size

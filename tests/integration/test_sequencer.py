@@ -9,6 +9,8 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -364,12 +366,44 @@ def test_sequencer_lock_elects_one_leader(pg_schema: Any) -> None:
         engine.dispose()
 
 
-def test_sequencer_lock_is_trivial_on_sqlite(tmp_path: Path) -> None:
+def test_sequencer_lock_elects_one_leader_on_a_sqlite_file(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'l.db'}")
     try:
-        lock = SequencerLock(engine)
-        assert lock.try_acquire() and lock.held
-        lock.release()
-        assert not lock.held
+        first, second = SequencerLock(engine), SequencerLock(engine)
+        assert first.try_acquire() and first.held
+        assert not second.try_acquire() and not second.held
+        assert (tmp_path / "l.db.leader").exists()
+        # Another process sees the lock too (flock is per open file, across processes).
+        probe = (
+            "import fcntl, sys\n"
+            "f = open(sys.argv[1], 'a+b')\n"
+            "try:\n"
+            "    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+            "    print('free')\n"
+            "except BlockingIOError:\n"
+            "    print('held')\n"
+        )
+        run = [sys.executable, "-c", probe, str(tmp_path / "l.db.leader")]
+        assert subprocess.run(run, capture_output=True, text=True, check=True).stdout == "held\n"
+        first.release()
+        assert not first.held
+        assert subprocess.run(run, capture_output=True, text=True, check=True).stdout == "free\n"
+        assert second.try_acquire()
+        second.release()
+        with first:
+            assert first.held
+        assert not first.held
+    finally:
+        engine.dispose()
+
+
+def test_sequencer_lock_is_trivial_in_memory() -> None:
+    engine = make_engine("sqlite://")
+    try:
+        first, second = SequencerLock(engine), SequencerLock(engine)
+        assert first.try_acquire() and second.try_acquire()
+        first.release()
+        second.release()
+        assert not first.held
     finally:
         engine.dispose()
