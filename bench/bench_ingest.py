@@ -10,6 +10,9 @@ skipped when unreachable), on a fresh database each run, median of ``--runs``:
   authorization, lifecycle rules with batched state loads, leaves, index rows, Merkle nodes and
   a signed checkpoint per capture.
 * ``http``    (``--http``) the same captures POSTed to ``/v1/captures`` through TestClient.
+* ``processes`` (``--processes N``, default 2) N independent flows (distinct devices and
+  routes), ingested one after another in one process and then by one process each at once
+  on the same database, as ``yima serve --workers N`` serves them (docs/adr/0016).
 
 The events are a valid factory → distributor → pharmacy flow of the demo world
 (``fixtures/generate.py``), signed by each organisation's device before the clock starts (the
@@ -21,9 +24,10 @@ Besides events/s (wall clock) every line reports the CPU time of this process pe
 database server's share of PostgreSQL's work is not in it.
 
 Usage: ``python bench/bench_ingest.py [--events N] [--capture-size N] [--runs N] [--quick]
-[--http] [--no-pg] [--no-state-cache] [--profile FILE]``; ``YIMA_BENCH_PG_URL`` overrides the
-PostgreSQL URL. The garbage collector is tuned as ``yima serve`` tunes it
-(:func:`api.runtime.tune_gc`, docs/adr/0013); ``YIMA_GC_TUNING=0`` keeps CPython's defaults.
+[--http] [--no-pg] [--no-state-cache] [--profile FILE] [--processes N]``;
+``YIMA_BENCH_PG_URL`` overrides the PostgreSQL URL. The garbage collector is tuned as
+``yima serve`` tunes it (:func:`api.runtime.tune_gc`, docs/adr/0013); ``YIMA_GC_TUNING=0``
+keeps CPython's defaults.
 """
 
 from __future__ import annotations
@@ -281,6 +285,105 @@ def bench_engine(
     )
 
 
+# --------------------------------------------------------------------------- several processes
+
+#: Independent flows of the demo world: (manufacturer device, distributor, pharmacy, product).
+#: Their producers differ, so their captures may be ingested concurrently in any interleaving.
+_ROUTES = (
+    (None, world.ZHONGJIAN, world.BAIXINGKANG, world.AMOXICILLIN),
+    ("qa", world.NANYUE, world.YIMIN, world.IBUPROFEN),
+)
+
+
+def make_streams(events: int, capture_size: int, n: int) -> list[Workload]:
+    """``n`` independent signed flows of ``events // n`` events each (one per process)."""
+    if not 1 <= n <= len(_ROUTES):
+        raise SystemExit(f"--processes: 1 to {len(_ROUTES)} (independent routes of the demo world)")
+    out = []
+    for i in range(n):
+        device, dc, pharmacy, product = _ROUTES[i]
+        steps = generate.supply_chain(
+            events=events // n,
+            seed=100 + i,
+            block_cases=max(1, capture_size // 3),
+            route=(world.HUAXIN, dc, pharmacy),
+            product=product,
+            mfr_device=device,
+        )
+        signed = generate.captures(steps, size=capture_size)
+        out.append(Workload(len(steps), [(o, s, capture.to_wire(s)) for o, s in signed]))
+    return out
+
+
+def _stream_process(url: str, work: Workload, barrier: Any, results: Any) -> None:
+    # A process of its own, as one `yima serve --workers N` worker: its own engine, sequencer
+    # and state cache on the shared database.
+    tune_gc()
+    with service(url, register=False) as c:
+        barrier.wait()
+        t0, c0 = time.perf_counter(), time.process_time()
+        timing = run_ingest(c, work)
+        results.put((t0, t0 + timing.wall, time.process_time() - c0))
+
+
+def run_processes(url: str, streams: list[Workload]) -> Timing:
+    """Ingest each stream in a process of its own, all at once; wall from the common start to
+    the last finish, CPU summed over the processes."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    barrier, results = ctx.Barrier(len(streams)), ctx.Queue()
+    procs = [ctx.Process(target=_stream_process, args=(url, w, barrier, results)) for w in streams]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise SystemExit(f"an ingest process failed (exit {p.exitcode})")
+    return Timing(max(e for _, e, _ in out) - min(s for s, _, _ in out), sum(c for *_, c in out))
+
+
+def bench_processes(
+    name: str, fresh: Callable[[], Any], streams: list[Workload], *, runs: int, batch: int
+) -> None:
+    """Print events/s of the streams ingested one after another in one process, then by one
+    process each at once, and raw insert of the same rows (medians)."""
+    events = sum(w.events for w in streams)
+    serial: list[Timing] = []
+    parallel: list[Timing] = []
+    raw: list[Timing] = []
+    for run in range(runs):
+        with fresh() as url, service(url) as c:
+            first = c.store.size()
+            t0, c0 = time.perf_counter(), time.process_time()
+            for w in streams:
+                run_ingest(c, w)
+            serial.append(Timing(time.perf_counter() - t0, time.process_time() - c0))
+            rows = entry_rows(c, first)
+        with fresh() as url:
+            with service(url) as c:
+                c.engine.dispose()  # registered; the processes open their own engines
+            parallel.append(run_processes(url, streams))
+        with fresh() as url:
+            raw.append(run_raw(url, rows, batch))
+        print(
+            f"  {name} run {run + 1}/{runs}: {len(streams)} streams one after another "
+            f"{events / serial[-1].wall:,.0f} ev/s, one process each "
+            f"{events / parallel[-1].wall:,.0f} ev/s, raw {events / raw[-1].wall:,.0f} ev/s "
+            f"(CPU ms/1000 ev, all processes: {serial[-1].cpu * 1e6 / events:.1f} vs "
+            f"{parallel[-1].cpu * 1e6 / events:.1f}; load {loadavg()})",
+            flush=True,
+        )
+    s = events / statistics.median(x.wall for x in serial)
+    p = events / statistics.median(x.wall for x in parallel)
+    r = events / statistics.median(x.wall for x in raw)
+    print(
+        f"{name:8s} {len(streams)} processes: {p:,.0f} ev/s vs {s:,.0f} in one process "
+        f"({p / s:.2f}x); raw insert {r:,.0f} ev/s -> {p / r:.3f} x raw"
+    )
+
+
 def _per_k(seconds: float, work: Workload) -> str:
     return f"{seconds * 1000 * 1000 / work.events:.1f}"
 
@@ -305,6 +408,13 @@ def main(argv: list[str] | None = None) -> int:
         "--no-state-cache",
         action="store_true",
         help="disable the writer's item-state cache (docs/adr/0014)",
+    )
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="also ingest independent flows in this many processes at once, as "
+        "`yima serve --workers N` does (1-2; 0 skips the tier)",
     )
     args = ap.parse_args(argv)
     if args.quick:
@@ -347,6 +457,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(load average now {loadavg()}; other processes on the machine skew the figures)")
     for fig in results:
         print(fig.line())
+    if args.processes:
+        streams = make_streams(args.events, args.capture_size, args.processes)
+        print(f"== {args.processes} independent flows, one process each (medians)", flush=True)
+        for name, fresh in engines:
+            bench_processes(name, fresh, streams, runs=args.runs, batch=args.capture_size)
     return 0
 
 
