@@ -26,6 +26,7 @@ Export directory (``yima export DIR``; docs/spec/10-witness-bundle-audit.md §10
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -208,7 +209,15 @@ class DbSource:
                 yield idx, leaf, bytes(stored)
 
 
+@functools.lru_cache(maxsize=4096)
 def _member(name: str, value: str) -> bytes:
+    """``"name":"value"`` as the canonical leaf writes it (RFC 8785 string escaping).
+
+    Cached: kinds, producers and capture IDs repeat across entries. Event IDs (unique) are
+    printable ASCII: such a value without ``"`` or ``\\`` needs no escaping at all.
+    """
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{name}":"{value}"'.encode()
     return json.dumps({name: value}, ensure_ascii=False, separators=(",", ":"))[1:-1].encode()
 
 
@@ -363,6 +372,11 @@ def _merkle_nodes_failure(conn: Any, size: int) -> AuditFailure | None:
     return None
 
 
+#: The items columns compared with the replayed state's projections.
+_ITEM_COLUMNS = ("status", "product_gtin", "lot", "expiry", "custodian", "location", "parent",
+                 "in_transit_to", "recalled", "quarantined", "dispense_count")  # fmt: skip
+
+
 def check_db_projections(src: DbSource, report: Any, *, replay: bool = True) -> None:
     """Compare what the service reads from its tables with the log the audit just verified.
 
@@ -377,7 +391,7 @@ def check_db_projections(src: DbSource, report: Any, *, replay: bool = True) -> 
     """
     from sqlalchemy import select, text
 
-    from api.services.common import item_update, state_to_json
+    from api.services.common import item_update
     from api.store import tables as t
     from ledger.capture import CapturePayload
     from ledger.note import parse_checkpoint, parse_note
@@ -504,12 +518,10 @@ def check_db_projections(src: DbSource, report: Any, *, replay: bool = True) -> 
                     index=m["updated_index"],
                     reason="item_state",
                 )
-            want = item_update(state)
-            got = {f: m[f] for f in ("status", "product_gtin", "lot", "expiry", "custodian",
-                                     "location", "parent", "in_transit_to", "recalled",
-                                     "quarantined", "dispense_count")}  # fmt: skip
-            expect = {f: getattr(want, f) for f in got}
-            if m["state_json"] != state_to_json(state) or got != expect:
+            want = item_update(state)  # its state_json is state_to_json(state)
+            got = {f: m[f] for f in _ITEM_COLUMNS}
+            expect = {f: getattr(want, f) for f in _ITEM_COLUMNS}
+            if m["state_json"] != want.state_json or got != expect:
                 diff = sorted(f for f in got if got[f] != expect[f]) or ["state_json"]
                 raise AuditFailure(
                     f"items row {m['code']} differs from the replayed state ({', '.join(diff)})",
