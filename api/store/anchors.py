@@ -14,14 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy import exc as sa_exc
 
 from api.store import tables as t
-from contracts.anchor import Anchor, AnchorClient, PendingAnchor
 from ledger.note import Checkpoint
+
+if TYPE_CHECKING:
+    # contracts.anchor imports web3 (over a second): readers of the table (the audit, the
+    # log endpoints) must not pay for it; the two constructors below import it when used.
+    from contracts.anchor import Anchor, AnchorClient, PendingAnchor
 
 __all__ = ["CONFIRMED", "DROPPED", "PENDING", "AnchorRow", "DbPendingQueue", "list_anchors"]
 
@@ -86,6 +90,8 @@ class AnchorRow:
         """
         if self.status != CONFIRMED or self.tx_hash is None or self.block is None:
             raise ValueError(f"anchor row {self.id} is {self.status}, not confirmed")
+        from contracts.anchor import Anchor
+
         return Anchor(
             chain_id=self.chain_id,
             contract=self.contract,
@@ -217,6 +223,8 @@ class DbPendingQueue:
         return self._chain
 
     def _pending(self, row: AnchorRow) -> PendingAnchor:
+        from contracts.anchor import PendingAnchor
+
         return PendingAnchor(
             id=row.id,
             origin=row.origin,
