@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -303,10 +304,8 @@ def _run(cmd: list[str], env: dict[str, str], *, expect: int | None = 0) -> str:
     return proc.stdout
 
 
-@pytest.mark.slow
-def test_journey_against_yima_serve(tmp_path: Path) -> None:
-    yima, yscan = _bin("yima"), _bin("yima-scan")
-    data = tmp_path / "srv"
+def _new_log(yima: str, data: Path) -> dict[str, str]:
+    """``yima init`` a SQLite log in ``data`` with 华信 (its product) registered; its env."""
     env = {
         **os.environ,
         "YIMA_DATA_DIR": str(data),
@@ -322,26 +321,26 @@ def test_journey_against_yima_serve(tmp_path: Path) -> None:
         env,
     )  # fmt: skip
     _run(
-        [yima, "org", "add", "ph1", "--name", "老百姓大药房", "--role", "pharmacy",
-         "--gln", PH1_GLN, "--city", "上海", "--province", "上海市"],
-        env,
-    )  # fmt: skip
-    _run(
         [yima, "product", "add", "--owner", "huaxin", "--key", str(data / "huaxin.key"),
          "--generic-name", "阿莫西林胶囊", "--gtin", GTIN, "--rx"],
         env,
     )  # fmt: skip
-    tokens = {o: _run([yima, "token", "add", o], env).strip() for o in ("huaxin", "ph1")}
+    return env
+
+
+@contextmanager
+def _serving(yima: str, env: dict[str, str], *args: str) -> Iterator[str]:
+    """``yima serve`` on a free loopback port until the block ends; yields its URL."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [yima, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [yima, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if httpx.get(f"{url}/v1/log/keys", timeout=1).status_code == 200:
@@ -351,6 +350,28 @@ def test_journey_against_yima_serve(tmp_path: Path) -> None:
             assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
             assert time.monotonic() < deadline, "yima serve did not come up"
             time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.slow
+def test_journey_against_yima_serve(tmp_path: Path) -> None:
+    yima, yscan = _bin("yima"), _bin("yima-scan")
+    data = tmp_path / "srv"
+    env = _new_log(yima, data)
+    _run(
+        [yima, "org", "add", "ph1", "--name", "老百姓大药房", "--role", "pharmacy",
+         "--gln", PH1_GLN, "--city", "上海", "--province", "上海市"],
+        env,
+    )  # fmt: skip
+    tokens = {o: _run([yima, "token", "add", o], env).strip() for o in ("huaxin", "ph1")}
+    with _serving(yima, env) as url:
         mfr, till, phone = tmp_path / "mfr", tmp_path / "till", tmp_path / "phone"
         devices = ((mfr, "huaxin", "line1", FACTORY_GLN), (till, "ph1", "t1", PH1_GLN))
         for home, org, dev, gln in devices:
@@ -396,13 +417,6 @@ def test_journey_against_yima_serve(tmp_path: Path) -> None:
         # The queue of the till: every capture sent, one receipt each.
         status = json.loads(_run([yscan, "--home", str(till), "status", "--json"], env))
         assert status["queue"] == {"sent": 3} and status["next_seq"] == 3
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.mark.slow
@@ -415,45 +429,9 @@ def test_two_worker_processes_share_one_log(tmp_path: Path) -> None:
     yima, yscan = _bin("yima"), _bin("yima-scan")
     data = tmp_path / "srv"
     db = data / "yima.db"
-    env = {
-        **os.environ,
-        "YIMA_DATA_DIR": str(data),
-        "YIMA_DATABASE_URL": f"sqlite:///{db}",
-        "YIMA_ORIGIN": "yima.e2e/log",
-    }
-    env.pop("YIMA_TOKEN", None)
-    env.pop("YIMA_SCAN_HOME", None)
-    _run([yima, "init"], env)
-    _run(
-        [yima, "org", "add", "huaxin", "--name", "华信制药", "--role", "manufacturer",
-         "--gln", FACTORY_GLN, "--city", "石家庄", "--province", "河北省", "--prefix", "6901234"],
-        env,
-    )  # fmt: skip
-    _run(
-        [yima, "product", "add", "--owner", "huaxin", "--key", str(data / "huaxin.key"),
-         "--generic-name", "阿莫西林胶囊", "--gtin", GTIN, "--rx"],
-        env,
-    )  # fmt: skip
+    env = _new_log(yima, data)
     token = _run([yima, "token", "add", "huaxin"], env).strip()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [yima, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/log/keys", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "yima serve --workers 2 did not come up"
-            time.sleep(0.2)
+    with _serving(yima, env, "--workers", "2") as url:
         homes = [tmp_path / f"line{i}" for i in (1, 2, 3)]
         for home in homes:
             _run(
@@ -476,13 +454,6 @@ def test_two_worker_processes_share_one_log(tmp_path: Path) -> None:
             jobs = [pool.submit(commission, h, r) for r in range(3) for h in homes]
             assert [j.result() for j in jobs] == [{"accepted": 5}] * 9
         size = int(httpx.get(f"{url}/v1/log/checkpoint").text.split("\n")[1])
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
     # The log is one linear tree: every stored checkpoint's root is the root of the stored
     # leaves at its size, sizes strictly increase, and all 45 events are there once.
     with sqlite3.connect(db) as conn:

@@ -343,6 +343,16 @@ def test_two_processes_append_one_linear_log(
 # -- leader lock -------------------------------------------------------------------------------
 
 
+def _hand_over(first: SequencerLock, second: SequencerLock) -> None:
+    # After the leader let go: the other one takes the lock, and the context manager works.
+    assert not first.held
+    assert second.try_acquire()
+    second.release()
+    with first:
+        assert first.held
+    assert not first.held
+
+
 @pytest.mark.postgres
 def test_sequencer_lock_elects_one_leader(pg_schema: Any) -> None:
     from api.store import upgrade
@@ -357,11 +367,7 @@ def test_sequencer_lock_elects_one_leader(pg_schema: Any) -> None:
         result = Sequencer(engine, origin=ORIGIN, signer=make_signer()).integrate([entry("l", 0)])
         assert result.size == 1
         first.release()
-        assert second.try_acquire()
-        second.release()
-        with first:
-            assert first.held
-        assert not first.held
+        _hand_over(first, second)
     finally:
         engine.dispose()
 
@@ -388,11 +394,7 @@ def test_sequencer_lock_elects_one_leader_on_a_sqlite_file(tmp_path: Path) -> No
         first.release()
         assert not first.held
         assert subprocess.run(run, capture_output=True, text=True, check=True).stdout == "free\n"
-        assert second.try_acquire()
-        second.release()
-        with first:
-            assert first.held
-        assert not first.held
+        _hand_over(first, second)
     finally:
         engine.dispose()
 

@@ -79,6 +79,7 @@ REFUSED: list[Any] = [
     (),
 ]
 
+
 def _id(value: Any) -> str:
     # Stable across processes (pytest-xdist compares the collected ids): no memory addresses.
     return "object()" if type(value) is object else repr(value)
