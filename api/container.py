@@ -259,6 +259,7 @@ class Container:
             return
         if self.witnessing is None and self.settings.anchor_cadence_s is None:
             return  # nothing to lead
+        # SPEC §10.14 step 6: one process per log runs witnessing and anchoring.
         self.election = LeaderElection(
             SequencerLock(self.engine), self._start_workers, self.LEADER_RETRY_S
         )
