@@ -1143,8 +1143,11 @@ class SequencerLock:
         return database + ".leader"
 
     def _take_file(self, path: str, *, wait: bool) -> bool:
-        import fcntl
-
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: one process per log, as before
+            self._conn = self._engine.connect()
+            return True
         f = open(path, "a+b")  # noqa: SIM115 - held open for as long as the lock is held
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
