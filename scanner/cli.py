@@ -10,9 +10,10 @@ configuration error; 3 verification check failed or verdict not genuine.
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -522,205 +523,120 @@ def recall(
         raise typer.Exit(1)
 
 
-def _make_scan_command(workflow: str, doc: str) -> None:
-    def command(
-        codes: list[str] = _CODES,
-        inputs: list[str] = _INPUT,
-        as_json: bool = _JSON,
-        offline: bool = _OFFLINE,
-        backend: str = _BACKEND,
-        gs_substitute: str = _GS,
-        site: str = _SITE,
-        max_frames: int = _FRAMES,
-        seconds: float = _SECONDS,
-        batch: int = _BATCH,
-    ) -> None:
-        _run(
-            workflow,
-            codes or [],
-            inputs or [],
-            as_json=as_json,
-            offline=offline,
-            backend=backend,
-            gs_substitute=gs_substitute,
-            site=site,
-            max_frames=max_frames,
-            seconds=seconds,
-            batch=batch,
-        )
-
-    command.__doc__ = doc
-    app.command(workflow)(command)
+def _scan_options(
+    codes: list[str] = _CODES,
+    inputs: list[str] = _INPUT,
+    as_json: bool = _JSON,
+    offline: bool = _OFFLINE,
+    backend: str = _BACKEND,
+    gs_substitute: str = _GS,
+    site: str = _SITE,
+    max_frames: int = _FRAMES,
+    seconds: float = _SECONDS,
+    batch: int = _BATCH,
+) -> None:
+    """The options every scanning workflow command takes, after its own (signature only)."""
 
 
-_make_scan_command("dispense", "Dispense scanned packs to patients (dispensing).")
-_make_scan_command(
-    "administer",
-    "Administer scanned vaccine doses at a vaccination site (dispensing + yima:administered).",
-)
-_make_scan_command("destroy", "Destroy scanned packs (destroying).")
+_WorkflowOptions = Callable[..., dict[str, Any]]
 
 
-@app.command()
+def _workflow_command(workflow: str) -> Callable[[_WorkflowOptions], Callable[..., None]]:
+    """Register a scanning workflow command from the options specific to it.
+
+    The decorated function declares only the command's own typer options and maps their values
+    to extra ``_run`` keyword arguments; its docstring is the command's help. The registered
+    command takes those options followed by the shared scan options of ``_scan_options``.
+
+    Args:
+        workflow: The command name, also the workflow passed to ``_run``.
+
+    Returns:
+        A decorator that registers the command on ``app`` and returns the built command.
+    """
+
+    def register(own_options: _WorkflowOptions) -> Callable[..., None]:
+        own = inspect.signature(own_options, eval_str=True).parameters
+        shared = inspect.signature(_scan_options, eval_str=True).parameters
+
+        def command(**values: Any) -> None:
+            extra = own_options(**{name: values.pop(name) for name in own})
+            codes, inputs = values.pop("codes") or [], values.pop("inputs") or []
+            _run(workflow, codes, inputs, **values, **extra)
+
+        # typer reads the parameters from ``__signature__`` and resolves their types with
+        # ``typing.get_type_hints``, which reads ``__annotations__``: give it both, evaluated.
+        params = [*own.values(), *shared.values()]
+        command.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+        command.__name__ = command.__qualname__ = own_options.__name__
+        command.__doc__ = own_options.__doc__
+        app.command(workflow)(command)
+        return command
+
+    return register
+
+
+@_workflow_command("dispense")
+def dispense() -> dict[str, Any]:
+    """Dispense scanned packs to patients (dispensing)."""
+    return {}
+
+
+@_workflow_command("administer")
+def administer() -> dict[str, Any]:
+    """Administer scanned vaccine doses at a vaccination site (dispensing + yima:administered)."""
+    return {}
+
+
+@_workflow_command("destroy")
+def destroy() -> dict[str, Any]:
+    """Destroy scanned packs (destroying)."""
+    return {}
+
+
+@_workflow_command("receive")
 def receive(
     returned: bool = typer.Option(False, "--returned", help="Goods coming back (returns)."),
-    codes: list[str] = _CODES,
-    inputs: list[str] = _INPUT,
-    as_json: bool = _JSON,
-    offline: bool = _OFFLINE,
-    backend: str = _BACKEND,
-    gs_substitute: str = _GS,
-    site: str = _SITE,
-    max_frames: int = _FRAMES,
-    seconds: float = _SECONDS,
-    batch: int = _BATCH,
-) -> None:
+) -> dict[str, Any]:
     """Receive scanned goods into this site (receiving; --returned for returns)."""
-    _run(
-        "receive",
-        codes or [],
-        inputs or [],
-        as_json=as_json,
-        offline=offline,
-        backend=backend,
-        gs_substitute=gs_substitute,
-        site=site,
-        max_frames=max_frames,
-        seconds=seconds,
-        batch=batch,
-        returned=returned,
-    )
+    return {"returned": returned}
 
 
-@app.command()
+@_workflow_command("pack")
 def pack(
     parent: str = typer.Option(..., "--parent", help="The case/pallet SSCC (any form)."),
-    codes: list[str] = _CODES,
-    inputs: list[str] = _INPUT,
-    as_json: bool = _JSON,
-    offline: bool = _OFFLINE,
-    backend: str = _BACKEND,
-    gs_substitute: str = _GS,
-    site: str = _SITE,
-    max_frames: int = _FRAMES,
-    seconds: float = _SECONDS,
-    batch: int = _BATCH,
-) -> None:
+) -> dict[str, Any]:
     """Pack scanned codes into a case or pallet (packing)."""
-    _run(
-        "pack",
-        codes or [],
-        inputs or [],
-        as_json=as_json,
-        offline=offline,
-        backend=backend,
-        gs_substitute=gs_substitute,
-        site=site,
-        max_frames=max_frames,
-        seconds=seconds,
-        batch=batch,
-        parent=parent,
-    )
+    return {"parent": parent}
 
 
-@app.command()
+@_workflow_command("unpack")
 def unpack(
     parent: str = typer.Option(..., "--parent", help="The case/pallet SSCC (any form)."),
-    codes: list[str] = _CODES,
-    inputs: list[str] = _INPUT,
-    as_json: bool = _JSON,
-    offline: bool = _OFFLINE,
-    backend: str = _BACKEND,
-    gs_substitute: str = _GS,
-    site: str = _SITE,
-    max_frames: int = _FRAMES,
-    seconds: float = _SECONDS,
-    batch: int = _BATCH,
-) -> None:
+) -> dict[str, Any]:
     """Unpack codes from a case or pallet (all of it when no code or input is given)."""
-    _run(
-        "unpack",
-        codes or [],
-        inputs or [],
-        as_json=as_json,
-        offline=offline,
-        backend=backend,
-        gs_substitute=gs_substitute,
-        site=site,
-        max_frames=max_frames,
-        seconds=seconds,
-        batch=batch,
-        parent=parent,
-        read_stdin=bool(codes or inputs),
-    )
+    # Without codes or inputs the whole parent is unpacked, so stdin is never waited on.
+    return {"parent": parent, "read_stdin": False}
 
 
-@app.command()
+@_workflow_command("ship")
 def ship(
     to: str = typer.Option(..., "--to", help="Destination: 13-digit GLN, GLN DL, or org id."),
     po: str = typer.Option(None, "--po", help="Purchase order number or URI."),
-    codes: list[str] = _CODES,
-    inputs: list[str] = _INPUT,
-    as_json: bool = _JSON,
-    offline: bool = _OFFLINE,
-    backend: str = _BACKEND,
-    gs_substitute: str = _GS,
-    site: str = _SITE,
-    max_frames: int = _FRAMES,
-    seconds: float = _SECONDS,
-    batch: int = _BATCH,
-) -> None:
+) -> dict[str, Any]:
     """Ship scanned codes to another site (shipping)."""
-    _run(
-        "ship",
-        codes or [],
-        inputs or [],
-        as_json=as_json,
-        offline=offline,
-        backend=backend,
-        gs_substitute=gs_substitute,
-        site=site,
-        max_frames=max_frames,
-        seconds=seconds,
-        batch=batch,
-        to=to,
-        po=po,
-    )
+    return {"to": to, "po": po}
 
 
-@app.command("return")
+@_workflow_command("return")
 def return_(
     to: str = typer.Option(..., "--to", help="Where the goods go back: GLN or org id."),
     rma: str = typer.Option(None, "--rma", help="Return authorisation number or URI."),
     po: str = typer.Option(None, "--po", help="Original purchase order."),
-    codes: list[str] = _CODES,
-    inputs: list[str] = _INPUT,
-    as_json: bool = _JSON,
-    offline: bool = _OFFLINE,
-    backend: str = _BACKEND,
-    gs_substitute: str = _GS,
-    site: str = _SITE,
-    max_frames: int = _FRAMES,
-    seconds: float = _SECONDS,
-    batch: int = _BATCH,
-) -> None:
+) -> dict[str, Any]:
     """Return goods (shipping with disposition returned; allowed for recalled/expired stock)."""
-    _run(
-        "return",
-        codes or [],
-        inputs or [],
-        as_json=as_json,
-        offline=offline,
-        backend=backend,
-        gs_substitute=gs_substitute,
-        site=site,
-        max_frames=max_frames,
-        seconds=seconds,
-        batch=batch,
-        to=to,
-        po=po,
-        rma=rma,
-    )
+    return {"to": to, "po": po, "rma": rma}
 
 
 @app.command()
