@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from api.container import Clock, Container, RateLimiter, utcnow
+from api.container import Clock, Container, Limiter, RateLimiter, utcnow
 from api.errors import install_handlers
 from api.settings import Settings
 from api.store import LogStore, Sequencer, make_engine, upgrade
@@ -80,8 +80,16 @@ def build_container(
         sequencer=sequencer,
         log_signer=signer,
         clock=clock,
-        limiter=RateLimiter(settings.verify_rate_per_minute, clock),
+        limiter=_limiter(settings, clock),
     )
+
+
+def _limiter(settings: Settings, clock: Clock) -> Limiter:
+    if settings.verify_rate_file is None:
+        return RateLimiter(settings.verify_rate_per_minute, clock)
+    from api.ratelimit import SharedRateLimiter
+
+    return SharedRateLimiter(settings.verify_rate_file, settings.verify_rate_per_minute, clock)
 
 
 def create_app(
@@ -117,6 +125,9 @@ def create_app(
                 checkpointer = wal_checkpointer(built.engine)
                 if checkpointer is not None:
                     checkpointer.stop()
+                close = getattr(built.limiter, "close", None)
+                if close is not None:
+                    close()
                 built.engine.dispose()
 
     app = FastAPI(

@@ -291,6 +291,13 @@ def serve(
     """Run the HTTP API (uvicorn) with settings from ``YIMA_*`` environment variables."""
     import uvicorn
 
+    if workers > 1 and not os.environ.get("YIMA_VERIFY_RATE_FILE"):
+        # One verify budget per client across the processes (docs/adr/0016); the workers
+        # inherit the environment.
+        data_dir = Settings.from_env().data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["YIMA_VERIFY_RATE_FILE"] = str(data_dir / "verify-rate.bin")
+
     # Each worker process builds its own app from the environment (uvicorn's factory mode).
     uvicorn.run("api.cli_admin:serve_app", factory=True, host=host, port=port, workers=workers)
 

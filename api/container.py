@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from sqlalchemy import Engine
 
@@ -18,7 +18,15 @@ from ledger.note import Signer
 if TYPE_CHECKING:
     from api.services.witnessing import Witnessing
 
-__all__ = ["Clock", "Container", "LeaderElection", "RateLimiter", "SizeKeyedCache", "utcnow"]
+__all__ = [
+    "Clock",
+    "Container",
+    "LeaderElection",
+    "Limiter",
+    "RateLimiter",
+    "SizeKeyedCache",
+    "utcnow",
+]
 
 Clock = Callable[[], datetime]
 _T = TypeVar("_T")
@@ -29,6 +37,15 @@ log = logging.getLogger(__name__)
 def utcnow() -> datetime:
     """The wall clock, in UTC (the default :data:`Clock`)."""
     return datetime.now(UTC)
+
+
+class Limiter(Protocol):
+    """What the verify endpoint needs of a rate limiter (:class:`RateLimiter`, or
+    :class:`api.ratelimit.SharedRateLimiter` when several processes serve one host)."""
+
+    def take(self, client: str) -> float | None:
+        """Spend one token; return None if allowed, else seconds until one is available."""
+        ...
 
 
 class RateLimiter:
@@ -192,7 +209,7 @@ class Container:
     sequencer: Sequencer
     log_signer: Signer
     clock: Clock = utcnow
-    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(120, utcnow))
+    limiter: Limiter = field(default_factory=lambda: RateLimiter(120, utcnow))
     witnesses: tuple[str, ...] = ()
     #: Registry lookups (orgs, sites, products) of the consumer check, keyed by log size.
     registry_cache: SizeKeyedCache = field(default_factory=SizeKeyedCache, repr=False)

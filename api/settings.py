@@ -40,6 +40,9 @@ class Settings(BaseModel):
         state_cache_items: Item codes the writer's state cache keeps (``YIMA_STATE_CACHE_ITEMS``,
             docs/adr/0014-writer-state-cache.md); 0 disables the cache.
         verify_rate_per_minute: Public verify endpoint budget per client address.
+        verify_rate_file: Keep the verify budget's buckets in this file, shared by every API
+            process of the host (``yima serve --workers N`` sets it under ``data_dir``);
+            None: in this process's memory.
         public_base_url: Base URL shown in printed links.
         witnesses: Witnesses every new checkpoint is sent to (JSON list in
             ``YIMA_WITNESSES``); empty: no witnessing.
@@ -65,6 +68,7 @@ class Settings(BaseModel):
     # The default is api.store.sequencer.StateCache's (not imported: settings stay store-free).
     state_cache_items: int = Field(default=100_000, ge=0)
     verify_rate_per_minute: int = Field(default=120, ge=1)
+    verify_rate_file: Path | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     witnesses: tuple[WitnessEndpoint, ...] = ()
     quorum: int | None = Field(default=None, ge=0)

@@ -419,6 +419,9 @@ def test_journey_against_yima_serve(tmp_path: Path) -> None:
         assert status["queue"] == {"sent": 3} and status["next_seq"] == 3
 
 
+GTIN_CODE = f"https://id.gs1.org/01/{GTIN}/21/NOTISSUED1"
+
+
 @pytest.mark.slow
 def test_two_worker_processes_share_one_log(tmp_path: Path) -> None:
     """``yima serve --workers 2`` on the SQLite default: concurrent devices, one linear log."""
@@ -430,6 +433,7 @@ def test_two_worker_processes_share_one_log(tmp_path: Path) -> None:
     data = tmp_path / "srv"
     db = data / "yima.db"
     env = _new_log(yima, data)
+    env["YIMA_VERIFY_RATE_PER_MINUTE"] = "4"
     token = _run([yima, "token", "add", "huaxin"], env).strip()
     with _serving(yima, env, "--workers", "2") as url:
         homes = [tmp_path / f"line{i}" for i in (1, 2, 3)]
@@ -454,6 +458,12 @@ def test_two_worker_processes_share_one_log(tmp_path: Path) -> None:
             jobs = [pool.submit(commission, h, r) for r in range(3) for h in homes]
             assert [j.result() for j in jobs] == [{"accepted": 5}] * 9
         size = int(httpx.get(f"{url}/v1/log/checkpoint").text.split("\n")[1])
+        # One verify budget per client, whichever process answers (a new connection each).
+        statuses = [
+            httpx.post(f"{url}/v1/verify", json={"code": GTIN_CODE}, timeout=10).status_code
+            for _ in range(5)
+        ]
+        assert statuses == [200] * 4 + [429], statuses
     # The log is one linear tree: every stored checkpoint's root is the root of the stored
     # leaves at its size, sizes strictly increase, and all 45 events are there once.
     with sqlite3.connect(db) as conn:
