@@ -125,9 +125,7 @@ def create_app(
                 checkpointer = wal_checkpointer(built.engine)
                 if checkpointer is not None:
                     checkpointer.stop()
-                close = getattr(built.limiter, "close", None)
-                if close is not None:
-                    close()
+                built.limiter.close()
                 built.engine.dispose()
 
     app = FastAPI(

@@ -203,22 +203,30 @@ class DbSource:
                         ("id", capture_id),
                         ("producer", producer),
                     ):
-                        if value is not None and _member(name, value) not in leaf:
+                        if value is None:
+                            continue
+                        # Kinds, producers and capture IDs repeat across entries; event IDs
+                        # never do (caching them would only churn the cache).
+                        member = (
+                            _member(name, value) if name == "event_id" else _repeated(name, value)
+                        )
+                        if member not in leaf:
                             self.column_failure = (idx, f"entries.{name} {value!r} not in leaf")
                             break
                 yield idx, leaf, bytes(stored)
 
 
-@functools.lru_cache(maxsize=4096)
 def _member(name: str, value: str) -> bytes:
     """``"name":"value"`` as the canonical leaf writes it (RFC 8785 string escaping).
 
-    Cached: kinds, producers and capture IDs repeat across entries. Event IDs (unique) are
-    printable ASCII: such a value without ``"`` or ``\\`` needs no escaping at all.
+    Printable ASCII without ``"`` or ``\\`` (event IDs, hex IDs) needs no escaping at all.
     """
     if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
         return f'"{name}":"{value}"'.encode()
     return json.dumps({name: value}, ensure_ascii=False, separators=(",", ":"))[1:-1].encode()
+
+
+_repeated = functools.lru_cache(maxsize=4096)(_member)
 
 
 def _db_source(url: str) -> DbSource:

@@ -47,6 +47,10 @@ class Limiter(Protocol):
         """Spend one token; return None if allowed, else seconds until one is available."""
         ...
 
+    def close(self) -> None:
+        """Release what the limiter holds (called when the app stops)."""
+        ...
+
 
 class RateLimiter:
     """Per-client token buckets (in memory, per process) for the public verify endpoint.
@@ -84,6 +88,9 @@ class RateLimiter:
                     del self._buckets[key]
             self._buckets[client] = (tokens - 1.0, now)
             return None
+
+    def close(self) -> None:
+        """Nothing to release: the buckets are plain memory."""
 
 
 class SizeKeyedCache:

@@ -26,6 +26,7 @@ __all__ = [
     "is_sqlite",
     "make_engine",
     "normalize_url",
+    "sqlite_file",
     "upgrade",
     "wal_checkpointer",
     "write_transaction",
@@ -92,14 +93,13 @@ def make_engine(
     """
     sa_url = make_url(normalize_url(url or DEFAULT_DATABASE_URL))
     if sa_url.get_backend_name() == "sqlite":
-        database = sa_url.database
-        if database and database != ":memory:" and not database.startswith("file:"):
+        database = _file_of(sa_url.database)
+        if database is not None:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(sa_url, echo=echo, **kwargs)
-        on_file = bool(database and database != ":memory:" and not database.startswith("file:"))
         checkpointer = None
-        if background_checkpoints and on_file:
-            checkpointer = WalCheckpointer(str(database), busy_timeout_ms=busy_timeout_ms)
+        if background_checkpoints and database is not None:
+            checkpointer = WalCheckpointer(database, busy_timeout_ms=busy_timeout_ms)
             _CHECKPOINTERS[engine] = checkpointer
             # The thread must not outlive its engine (it holds a connection to the file).
             weakref.finalize(engine, checkpointer.stop, 0)
@@ -108,6 +108,18 @@ def make_engine(
     kwargs.setdefault("isolation_level", "READ COMMITTED")
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(sa_url, echo=echo, **kwargs)
+
+
+def _file_of(database: str | None) -> str | None:
+    """The file of a SQLite URL's database part (None: in memory or a ``file:`` URI)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    """The database file of a SQLite engine; None for in-memory SQLite or another backend."""
+    return _file_of(engine.url.database) if is_sqlite(engine) else None
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int, background: bool) -> None:

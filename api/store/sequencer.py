@@ -35,7 +35,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.store import tables as t
-from api.store.db import is_postgres, write_transaction
+from api.store.db import is_postgres, sqlite_file, write_transaction
 from api.store.log import CheckpointRow, DbHashReader, latest_checkpoint, tree_size
 from ledger import merkle
 from ledger.canonical import canonical_json
@@ -1137,10 +1137,8 @@ class SequencerLock:
         return self._conn is not None or self._file is not None
 
     def _lock_path(self) -> str | None:
-        database = self._engine.url.database
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        return database + ".leader"
+        database = sqlite_file(self._engine)
+        return None if database is None else database + ".leader"
 
     def _take_file(self, path: str, *, wait: bool) -> bool:
         try:
