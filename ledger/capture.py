@@ -425,8 +425,10 @@ class WireCapture:
     event_bytes: tuple[bytes, ...]
     events: tuple[dict[str, Any], ...]
     # Per event: its bytes came from canonical_json's fast path, so they are canonical by
-    # construction (ledger.canonical.canonical_json_stable). Only decode_wire sets it.
-    _stable: tuple[bool, ...] = field(default=(), repr=False, compare=False)
+    # construction (ledger.canonical.canonical_json_stable). Not an __init__ argument: only
+    # decode_wire sets it, so a WireCapture built by hand or by dataclasses.replace (which
+    # leaves init=False fields at their default) gets every check.
+    _stable: tuple[bool, ...] = field(default=(), init=False, repr=False, compare=False)
 
 
 def _tree(
@@ -823,4 +825,6 @@ def decode_wire(obj: Mapping[str, Any]) -> WireCapture:
         data, ok = canonical_json_stable(ev)
         out.append(data)
         stable.append(ok)
-    return WireCapture(payload_bytes, signature, tuple(out), tuple(events), tuple(stable))
+    wire = WireCapture(payload_bytes, signature, tuple(out), tuple(events))
+    object.__setattr__(wire, "_stable", tuple(stable))  # frozen: set once, here only
+    return wire

@@ -10,6 +10,7 @@ base64 call per path hash.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -205,10 +206,30 @@ def test_stable_flags_follow_the_canonical_fast_path() -> None:
     )
 
 
+def _forged(signed: capture.SignedCapture, event_bytes: bytes) -> WireCapture:
+    """A WireCapture claiming ``event_bytes`` came from the fast path (only decode_wire may)."""
+    forged = WireCapture(signed.payload_bytes, signed.signature, (event_bytes,), ({},))
+    object.__setattr__(forged, "_stable", (True,))
+    return forged
+
+
+def test_stable_flags_cannot_be_passed_or_copied() -> None:
+    signed = _signed([{"yima:a": 1, "yima:b": 2}])
+    unordered = b'{"yima:b":2,"yima:a":1}'  # valid JSON, not canonical
+    with pytest.raises(TypeError):
+        WireCapture(signed.payload_bytes, signed.signature, (unordered,), ({},), (True,))  # type: ignore[call-arg]
+    built = WireCapture(signed.payload_bytes, signed.signature, (unordered,), ({},))
+    copied = dataclasses.replace(decode_wire(to_wire(signed)), event_bytes=(unordered,))
+    for wire in (built, copied):
+        assert wire._stable == ()
+        with pytest.raises(EncodingError, match="not RFC 8785 canonical"):
+            verify_wire_capture(wire, KEY.public_key)
+
+
 def test_forged_stable_flag_still_raises_typed_errors() -> None:
     signed = _signed([{}])
     for junk in (b"not json", b"[1]", b'"x"', b"\xff"):
-        forged = WireCapture(signed.payload_bytes, signed.signature, (junk,), ({},), (True,))
+        forged = _forged(signed, junk)
         expected = _outcome(
             lambda j=junk: verify_signed_capture(
                 signed.payload_bytes, signed.signature, [j], KEY.public_key
