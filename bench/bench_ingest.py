@@ -12,7 +12,10 @@ skipped when unreachable), on a fresh database each run, median of ``--runs``:
 * ``http``    (``--http``) the same captures POSTed to ``/v1/captures`` through TestClient.
 * ``processes`` (``--processes N``, default 2) N independent flows (distinct devices and
   routes), ingested one after another in one process and then by one process each at once
-  on the same database, as ``yima serve --workers N`` serves them (docs/adr/0016).
+  on the same database, as ``yima serve --workers N`` serves them (docs/adr/0016); then the
+  same captures through N writers (containers) taking turns in this process, whose CPU time
+  against one writer's is the cost of the writers alternating (their state caches are
+  checked, not dropped, after another writer's appends: ADR 0014, amended).
 
 The events are a valid factory → distributor → pharmacy flow of the demo world
 (``fixtures/generate.py``), signed by each organisation's device before the clock starts (the
@@ -42,7 +45,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -344,6 +347,28 @@ def run_processes(url: str, streams: list[Workload]) -> Timing:
     return Timing(max(e for _, e, _ in out) - min(s for s, _, _ in out), sum(c for *_, c in out))
 
 
+def run_alternating(url: str, streams: list[Workload]) -> tuple[Timing, list[Any]]:
+    """Ingest the streams' captures in turn (A1, B1, A2, B2, ...) through one container per
+    stream in this process: the writers alternate as the processes of ``yima serve --workers
+    N`` do, without the scheduling noise. Returns the timing and each writer's state cache."""
+    callers = {o.id: Caller(o.id, o.role) for o in world.ORGS}
+    with ExitStack() as stack:
+        cs = [stack.enter_context(service(url, register=i == 0)) for i in range(len(streams))]
+        turns = [
+            (c, w.captures[k])
+            for k in range(max(len(w.captures) for w in streams))
+            for c, w in zip(cs, streams, strict=True)
+            if k < len(w.captures)
+        ]
+        statuses: list[str] = []
+        t0, c0 = time.perf_counter(), time.process_time()
+        for c, (o, _s, wire) in turns:
+            statuses.extend(r.status for r in ingest_capture(c, callers[o.id], wire).results)
+        timing = Timing(time.perf_counter() - t0, time.process_time() - c0)
+        _check(statuses)
+        return timing, [c.sequencer.state_cache for c in cs]
+
+
 def bench_processes(
     name: str, fresh: Callable[[], Any], streams: list[Workload], *, runs: int, batch: int
 ) -> None:
@@ -352,6 +377,7 @@ def bench_processes(
     events = sum(w.events for w in streams)
     serial: list[Timing] = []
     parallel: list[Timing] = []
+    alternating: list[Timing] = []
     raw: list[Timing] = []
     for run in range(runs):
         with fresh() as url, service(url) as c:
@@ -366,6 +392,9 @@ def bench_processes(
                 c.engine.dispose()  # registered; the processes open their own engines
             parallel.append(run_processes(url, streams))
         with fresh() as url:
+            timing, caches = run_alternating(url, streams)
+            alternating.append(timing)
+        with fresh() as url:
             raw.append(run_raw(url, rows, batch))
         print(
             f"  {name} run {run + 1}/{runs}: {len(streams)} streams one after another "
@@ -375,12 +404,25 @@ def bench_processes(
             f"{parallel[-1].cpu * 1e6 / events:.1f}; load {loadavg()})",
             flush=True,
         )
+        print(
+            f"  {name} run {run + 1}/{runs}: {len(streams)} writers taking turns in one "
+            f"process: CPU ms/1000 ev {alternating[-1].cpu * 1e6 / events:.1f} (one writer: "
+            f"{serial[-1].cpu * 1e6 / events:.1f}); state caches hits/misses/rechecked/stale "
+            + ", ".join(f"{x.hits}/{x.misses}/{x.rechecked}/{x.stale}" for x in caches),
+            flush=True,
+        )
     s = events / statistics.median(x.wall for x in serial)
     p = events / statistics.median(x.wall for x in parallel)
     r = events / statistics.median(x.wall for x in raw)
     print(
         f"{name:8s} {len(streams)} processes: {p:,.0f} ev/s vs {s:,.0f} in one process "
         f"({p / s:.2f}x); raw insert {r:,.0f} ev/s -> {p / r:.3f} x raw"
+    )
+    a_cpu = statistics.median(x.cpu for x in alternating) * 1e6 / events
+    s_cpu = statistics.median(x.cpu for x in serial) * 1e6 / events
+    print(
+        f"{name:8s} {len(streams)} writers taking turns, one process: CPU {a_cpu:.1f} ms/1000 ev "
+        f"vs {s_cpu:.1f} with one writer ({a_cpu / s_cpu:.2f}x)"
     )
 
 

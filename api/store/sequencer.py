@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, make_dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Boolean, Connection, Engine, Insert, insert, text, update
+from sqlalchemy import Boolean, Connection, Engine, Insert, insert, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -282,6 +282,35 @@ def _head_of(head: tuple[CheckpointRow | None, int]) -> _Head:
     return size, None if last is None else last.root
 
 
+def _checkpoint_root(conn: Connection, size: int) -> bytes | None:
+    """The root of the stored checkpoint at ``size``, or None."""
+    c = t.checkpoints.c
+    root = conn.execute(select(c.root).where(c.size == size)).scalar()
+    return None if root is None else bytes(root)
+
+
+#: Codes per ``IN (...)`` on SQLite (well under its 32,766 bound parameters).
+_IN_CHUNK = 900
+
+
+def _updated_indices(conn: Connection, codes: list[str]) -> dict[str, int]:
+    """``items.updated_index`` of those ``codes`` that have an item row."""
+    if is_postgres(conn):
+        rows = conn.exec_driver_sql(
+            "SELECT code, updated_index FROM items WHERE code = ANY(%s::text[])", (codes,)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+    out: dict[str, int] = {}
+    for start in range(0, len(codes), _IN_CHUNK):
+        part = tuple(codes[start : start + _IN_CHUNK])
+        marks = ",".join("?" * len(part))
+        rows = conn.exec_driver_sql(
+            f"SELECT code, updated_index FROM items WHERE code IN ({marks})", part
+        )
+        out.update((r[0], int(r[1])) for r in rows)
+    return out
+
+
 class StateCache:
     """Item states the writer committed or read, reused by its next transactions.
 
@@ -291,7 +320,11 @@ class StateCache:
     under the writer lock (docs/adr/0014-writer-state-cache.md):
 
     * It is valid for one log head, the head after this process's last commit. A transaction
-      that finds another head (another process or sequencer wrote, a restore) drops it all.
+      that finds a head which *extends* it (another process or sequencer appended; the
+      checkpoint at the cached size still has the cached root) keeps it but checks each
+      cached code against ``items.updated_index`` before use: a code changed since the tree
+      size at which its value was known valid is dropped and read again. Any other head (a
+      restore, a fork) drops it all.
     * It changes only after a commit: write-through of the batch's item rows (their ``state``,
       or forgetting the code when none is given) and of the states the transaction read from
       the database. A rolled-back batch leaves it exactly as it was.
@@ -309,12 +342,20 @@ class StateCache:
             raise ValueError("max_items must be >= 0")
         self._max = max_items
         self._head: _Head | None = None
-        self._values: OrderedDict[str, Any] = OrderedDict()
+        # code -> (value, the tree size at which the value was known to be the stored one).
+        self._values: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        # Values known at a size below this one may have been changed by another writer since
+        # (a head this cache did not leave but that extends it): checked before use.
+        self._stale_below = 0
         # Transactions are already serialised by the database lock; this lock only orders a
         # finished writer's write-through against the next writer's start.
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        #: Cached codes checked against the store after another writer appended, and how
+        #: many of them it had changed (dropped and read again).
+        self.rechecked = 0
+        self.stale = 0
 
     @property
     def max_items(self) -> int:
@@ -332,6 +373,7 @@ class StateCache:
         with self._lock:
             self._values.clear()
             self._head = None
+            self._stale_below = 0
 
     def resize(self, max_items: int) -> None:
         """Change the bound, dropping the least recently used codes beyond it (0: disable)."""
@@ -343,42 +385,119 @@ class StateCache:
                 self._values.popitem(last=False)
 
     def values(self) -> dict[str, Any]:
-        """A copy of what is cached (code -> value, None for a known-absent code), for audits
-        and tests; the log head it is valid for is :attr:`head`."""
+        """A copy of what is cached and valid at :attr:`head` (code -> value, None for a
+        known-absent code), for audits and tests. Values still to be checked because another
+        writer appended since they were known are left out."""
         with self._lock:
-            return dict(self._values)
+            below = self._stale_below
+            return {code: v for code, (v, at) in self._values.items() if at >= below}
 
     @property
     def head(self) -> tuple[int, bytes | None] | None:
         """The log head (tree size, latest checkpoint root) the contents are valid for."""
         return self._head
 
-    def _open(self, head: _Head) -> StateView:
-        """Start a transaction at ``head`` (under the writer lock): keep the cache only if it
-        was left at exactly this head."""
-        with self._lock:
-            if head != self._head:
-                self._values.clear()
-                self._head = head
-        return StateView(self, head)
+    def _open(
+        self,
+        head: _Head,
+        *,
+        extends: Callable[[_Head], bool] | None = None,
+        updated: Callable[[list[str]], dict[str, int]] | None = None,
+    ) -> StateView:
+        """Start a transaction at ``head`` (under the writer lock).
 
-    def _lookup(self, codes: Iterable[str], known: dict[str, Any], missing: list[str]) -> None:
+        Args:
+            head: The head the transaction found.
+            extends: ``old_head -> bool``: does the log at ``head`` extend ``old_head`` (the
+                stored checkpoint at its size has its root)? Without it, only the exact head
+                this cache was left at keeps it.
+            updated: ``codes -> {code: items.updated_index}`` for the codes that have an item
+                row, read in this transaction; without it, values that need a check are
+                treated as unknown.
+        """
+        with self._lock:
+            old = self._head
+            if head != old:
+                if (
+                    old is not None
+                    and self._values
+                    and head[0] > old[0]
+                    and extends is not None
+                    and extends(old)
+                ):
+                    # Another writer appended [old size, head size): keep, check before use.
+                    self._stale_below = head[0]
+                else:
+                    self._values.clear()
+                    self._stale_below = 0
+                self._head = head
+        return StateView(self, head, updated)
+
+    def _lookup(
+        self, codes: Iterable[str], known: dict[str, Any], missing: list[str]
+    ) -> dict[str, int]:
+        """Fill ``known`` and ``missing``; return the hits that need a check (code -> the size
+        their value was known valid at)."""
         values = self._values
         hit = 0
+        suspects: dict[str, int] = {}
         with self._lock:
             touch = values.move_to_end
+            stale_below = self._stale_below
             for code in codes:
                 if code in known:
                     continue
-                if code in values:
-                    known[code] = values[code]
+                entry = values.get(code)
+                if entry is not None:
+                    known[code] = entry[0]
                     touch(code)
                     hit += 1
+                    if entry[1] < stale_below:
+                        suspects[code] = entry[1]
                 else:
                     known[code] = _MISSING
                     missing.append(code)
             self.hits += hit
             self.misses += len(missing)
+        return suspects
+
+    def _recheck(
+        self,
+        suspects: dict[str, int],
+        size: int,
+        updated: Callable[[list[str]], dict[str, int]] | None,
+    ) -> list[str]:
+        """Check cached codes against the store at tree size ``size``; drop and return the
+        ones another writer changed since their value was known valid."""
+        rows = updated(list(suspects)) if updated is not None else None
+        stale: list[str] = []
+        with self._lock:
+            values = self._values
+            for code, valid_at in suspects.items():
+                entry = values.get(code)
+                if entry is None:
+                    continue
+                if rows is None:
+                    changed = True
+                else:
+                    # Every item write sets updated_index to its entry's index, and entries
+                    # appended after size ``valid_at`` have indices >= valid_at. A code the
+                    # cache knows as absent has no row unless someone created it since.
+                    idx = rows.get(code)
+                    if entry[0] is None:
+                        changed = idx is not None
+                    else:
+                        changed = idx is None or idx >= valid_at
+                if changed:
+                    del values[code]
+                    stale.append(code)
+                else:
+                    values[code] = (entry[0], size)
+            self.rechecked += len(suspects)
+            self.stale += len(stale)
+            self.hits -= len(stale)
+            self.misses += len(stale)
+        return stale
 
     def _commit(
         self,
@@ -400,13 +519,17 @@ class StateCache:
             if not self._max:
                 return
             values = self._values
-            values.update(loaded)
+            # Read at ``before``: any later change by another writer has an index >= its size.
+            known_at = before[0]
+            for code, value in loaded.items():
+                values[code] = (value, known_at)
+            written_at = after[0]
             for entry in written:
                 for it in entry.items:
                     if it.state is None:
                         values.pop(it.code, None)
                     else:
-                        values[it.code] = it.state
+                        values[it.code] = (it.state, written_at)
                         values.move_to_end(it.code)
             excess = len(values) - self._max
             for _ in range(excess):
@@ -425,12 +548,18 @@ class StateView:
     Obtained from :meth:`Sequencer.integrate_with_states`; valid inside that call only.
     """
 
-    __slots__ = ("_cache", "_head", "_loaded")
+    __slots__ = ("_cache", "_head", "_loaded", "_updated")
 
-    def __init__(self, cache: StateCache, head: _Head) -> None:
+    def __init__(
+        self,
+        cache: StateCache,
+        head: _Head,
+        updated: Callable[[list[str]], dict[str, int]] | None = None,
+    ) -> None:
         self._cache = cache
         self._head = head
         self._loaded: dict[str, Any] = {}
+        self._updated = updated
 
     def get(self, codes: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
         """What is known of ``codes``.
@@ -454,7 +583,11 @@ class StateView:
                 else:
                     rest.append(code)
             codes = rest
-        self._cache._lookup(codes, known, missing)
+        suspects = self._cache._lookup(codes, known, missing)
+        if suspects:
+            for code in self._cache._recheck(suspects, self._head[0], self._updated):
+                known[code] = _MISSING
+                missing.append(code)
         if missing:
             for code in missing:
                 del known[code]
@@ -623,7 +756,11 @@ class Sequencer:
         try:
             with write_transaction(self._engine) as conn:
                 head = self._lock_and_read_head(conn)
-                view = self._states._open(_head_of(head))
+                view = self._states._open(
+                    _head_of(head),
+                    extends=lambda old: _checkpoint_root(conn, old[0]) == old[1],
+                    updated=lambda codes: _updated_indices(conn, codes),
+                )
                 batch, extra = prepare(conn, view)
                 if not batch:
                     return None, extra

@@ -123,9 +123,11 @@ def test_two_writers_on_one_log_write_the_golden_bytes(world: World, second_app:
     receipts = _script(world)
     for c in (world.container, c2):
         assert c.sequencer.state_cache.hits > 0
+    # Each writer kept its cache across the other's appends and checked what it reused.
+    assert sum(c.sequencer.state_cache.rechecked for c in (world.container, c2)) > 0
     _golden_check(world.container, receipts)
-    # The writer that committed last holds a valid cache; the other one's is stale and will
-    # be dropped at its next transaction, whatever it holds.
+    # The writer that committed last holds a valid cache; the other one's is at an older head
+    # and will be checked (or dropped) at its next transaction, whatever it holds.
     head = (world.size(), world.container.store.latest_checkpoint().root)  # type: ignore[union-attr]
     last = [c for c in (world.container, c2) if c.sequencer.state_cache.head == head]
     assert len(last) == 1
@@ -160,12 +162,15 @@ def test_a_rolled_back_batch_leaves_the_cache_as_it_was(
     _assert_cache_matches_store(c)
 
 
-def test_a_write_outside_the_writer_cache_drops_it(world: World) -> None:
-    """Another sequencer (another process) appending drops this one's cache at its next lock."""
+def test_a_write_by_another_writer_is_rechecked(world: World) -> None:
+    """Another sequencer (another process) appending: this one keeps its cache but reads again
+    exactly the codes the other one changed."""
     c = world.container
     packs = [sgtin(i) for i in range(600, 603)]
     world.capture("huaxin", [commission(packs)])
-    assert packs[0] in c.sequencer.state_cache
+    cache = c.sequencer.state_cache
+    assert packs[0] in cache
+    rechecked, stale, before = cache.rechecked, cache.stale, cache.values()
     other = Sequencer(c.engine, origin=ORIGIN, signer=Signer(ORIGIN, seed("log")))
     bogus = lc.ItemState(code=packs[0], status="dispensed")
     other.integrate(
@@ -179,8 +184,30 @@ def test_a_write_outside_the_writer_cache_drops_it(world: World) -> None:
     )
     # This writer's next transaction sees a head it did not leave: it reads the store again.
     world.capture("huaxin", [ship(packs, site=FACTORY, to=PH1, time="2026-12-02T09:00:00Z")])
-    assert c.sequencer.state_cache.values()[packs[0]].status == "dispensed"  # rules refused
+    states = cache.values()
+    assert states[packs[0]].status == "dispensed"  # read again; the rules refused the event
+    assert all(states[p] == before[p] for p in packs[1:])  # kept, checked, unchanged
+    assert cache.rechecked - rechecked >= len(packs) and cache.stale - stale == 1
     _assert_cache_matches_store(c)
+
+
+def test_a_head_that_does_not_extend_the_cached_one_drops_it(world: World) -> None:
+    """Another writer appended, but the stored checkpoint at the cached size no longer has the
+    cached root (a restore, a fork): nothing cached is trusted."""
+    c = world.container
+    world.capture("huaxin", [commission([sgtin(650)])])
+    cache = c.sequencer.state_cache
+    size, _ = cache.head  # type: ignore[misc]
+    other = Sequencer(c.engine, origin=ORIGIN, signer=Signer(ORIGIN, seed("log")))
+    other.integrate([PendingEntry(leaf=make_leaf("test", {"n": 2}), kind="test")])
+    with c.engine.begin() as conn:
+        conn.execute(
+            tb.checkpoints.update().where(tb.checkpoints.c.size == size).values(root=b"x" * 32)
+        )
+    rechecked = cache.rechecked
+    world.capture("huaxin", [commission([sgtin(651)])])
+    assert sgtin(650) not in cache and sgtin(651) in cache
+    assert cache.rechecked == rechecked
 
 
 def test_a_cache_failure_after_commit_is_not_an_error(
@@ -225,6 +252,41 @@ def test_cache_is_valid_for_one_head_only() -> None:
     view = cache._open((7, b"r7"))
     assert view.get(["a"]) == ({}, ["a"])
     assert len(cache) == 0
+
+
+def test_cache_kept_across_another_writers_appends_is_checked_before_use() -> None:
+    cache = StateCache()
+    cache._open((3, b"r3"))
+    loaded = {"a": "A", "b": "B", "z": None, "y": None}
+    cache._commit((3, b"r3"), (5, b"r5"), loaded, _batch(("c", "C")))
+    # Someone else appended entries 5..7: "a" changed at 6, "b" last at 2, "c" (ours) at 4,
+    # "z" was created at 5, "y" is still absent.
+    asked: list[list[str]] = []
+
+    def updated(codes: list[str]) -> dict[str, int]:
+        asked.append(sorted(codes))
+        return {k: v for k, v in {"a": 6, "b": 2, "c": 4, "z": 5}.items() if k in codes}
+
+    view = cache._open((8, b"r8"), extends=lambda old: old == (5, b"r5"), updated=updated)
+    known, missing = view.get(["a", "b", "c", "z", "y", "q"])
+    assert known == {"b": "B", "c": "C", "y": None}
+    assert sorted(missing) == ["a", "q", "z"]
+    assert asked == [["a", "b", "c", "y", "z"]]
+    assert (cache.rechecked, cache.stale) == (5, 2)
+    # Checked once: valid at size 8 now, no second look.
+    view.get(["b", "c"])
+    assert len(asked) == 1
+    assert cache.values() == {"b": "B", "c": "C", "y": None}
+    # Without a way to read updated_index the suspects count as unknown.
+    cache2 = StateCache()
+    cache2._open((1, b"r1"))
+    cache2._commit((1, b"r1"), (2, b"r2"), {}, _batch(("a", "A")))
+    view = cache2._open((4, b"r4"), extends=lambda old: True)
+    assert view.get(["a"]) == ({}, ["a"])
+    # A head that does not extend the cached one drops everything.
+    cache2._commit((4, b"r4"), (5, b"r5"), {}, _batch(("b", "B")))
+    cache2._open((9, b"r9"), extends=lambda old: False, updated=updated)
+    assert len(cache2) == 0
 
 
 def test_cache_changes_only_on_commit_and_only_from_its_head() -> None:

@@ -33,6 +33,11 @@ def _run(script: str, *args: str) -> str:
 def test_bench_ingest_quick() -> None:
     out = _run("bench_ingest.py", "--quick", "--no-pg", "--http")
     assert "sqlite   raw insert" in out and "x raw" in out and "http" in out
+    # The --processes tier (default 2): processes at once, then writers taking turns, whose
+    # state caches were kept (hits) across each other's appends.
+    assert "sqlite   2 processes:" in out and "sqlite   2 writers taking turns" in out
+    caches = re.search(r"hits/misses/rechecked/stale (\d+)/\d+/(\d+)/\d+", out)
+    assert caches is not None and int(caches[1]) > 0 and int(caches[2]) > 0, out
 
 
 @pytest.mark.slow
