@@ -17,11 +17,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +36,7 @@ from typer.testing import CliRunner
 sys.path.append(str(Path(__file__).resolve().parents[1] / "api"))
 
 from api_world import GTIN, ORIGIN, FakeClock, World, register_world, seed
+from served import free_port, wait_until_up
 
 from api.app import create_app
 from api.settings import Settings
@@ -284,12 +283,6 @@ def _enc(code: str) -> str:
 # --------------------------------------------------------------------------- (b) over loopback
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _bin(name: str) -> str:
     path = Path(sys.executable).parent / name
     if not path.exists():
@@ -331,7 +324,7 @@ def _new_log(yima: str, data: Path) -> dict[str, str]:
 @contextmanager
 def _serving(yima: str, env: dict[str, str], *args: str) -> Iterator[str]:
     """``yima serve`` on a free loopback port until the block ends; yields its URL."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [yima, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
@@ -340,16 +333,13 @@ def _serving(yima: str, env: dict[str, str], *args: str) -> Iterator[str]:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/log/keys", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "yima serve did not come up"
-            time.sleep(0.2)
+        wait_until_up(
+            f"{url}/v1/log/keys",
+            server,
+            timeout=60,
+            interval=0.2,
+            output=lambda: server.stderr.read().decode() if server.stderr else "",
+        )
         yield url
     finally:
         server.terminate()

@@ -16,16 +16,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from served import free_port, wait_until_up
 from web_seed import LOG_SEED, SeededWorld, make_settings, recall_capture, seed, sensor_capture
 
 from api.app import create_app
@@ -62,10 +62,9 @@ def _require_browser() -> None:
     pytest.skip(f"{reason} (set REQUIRE_BROWSER=1 to make this a failure)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _flushed_tail(log: IO[bytes], path: Path) -> str:
+    log.flush()
+    return path.read_text()[-2000:]
 
 
 def _path(code: str) -> str:
@@ -101,7 +100,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seed
     with TestClient(app) as client:
         seeded = seed(client, app.state.container)
         cold = _breach_cold_chain(client, seeded)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.update(
         YIMA_DATABASE_URL=settings.database_url,
@@ -117,19 +116,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seed
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/scan", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                raise RuntimeError(
-                    "uvicorn did not start: " + (data_dir / "uvicorn.log").read_text()[-2000:]
-                )
-            time.sleep(0.1)
+        wait_until_up(
+            base + "/scan",
+            proc,
+            timeout=30,
+            output=lambda: _flushed_tail(log, data_dir / "uvicorn.log"),
+        )
         yield base, seeded, cold
     finally:
         proc.terminate()
