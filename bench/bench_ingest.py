@@ -10,6 +10,10 @@ skipped when unreachable), on a fresh database each run, median of ``--runs``:
   authorization, lifecycle rules with batched state loads, leaves, index rows, Merkle nodes and
   a signed checkpoint per capture.
 * ``http``    (``--http``) the same captures POSTed to ``/v1/captures`` through TestClient.
+* ``floor``   (``--floor``, SQLite) every write statement ingest sent to the driver (recorded
+  in a first run, SQL and parameters as sent) executed again on a fresh database in the same
+  transactions: the database work alone, with none of ingest's Python — the floor under any
+  faster implementation of the per-event path (docs/adr/0017).
 * ``processes`` (``--processes N``, default 2) N independent flows (distinct devices and
   routes), ingested one after another in one process and then by one process each at once
   on the same database, as ``yima serve --workers N`` serves them (docs/adr/0016); then the
@@ -27,7 +31,7 @@ Besides events/s (wall clock) every line reports the CPU time of this process pe
 database server's share of PostgreSQL's work is not in it.
 
 Usage: ``python bench/bench_ingest.py [--events N] [--capture-size N] [--runs N] [--quick]
-[--http] [--no-pg] [--no-state-cache] [--profile FILE] [--processes N]``;
+[--http] [--no-pg] [--no-state-cache] [--profile FILE] [--floor] [--processes N]``;
 ``YIMA_BENCH_PG_URL`` overrides the PostgreSQL URL. The garbage collector is tuned as
 ``yima serve`` tunes it (:func:`api.runtime.tune_gc`, docs/adr/0013); ``YIMA_GC_TUNING=0``
 keeps CPython's defaults.
@@ -51,7 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, event, insert, select, text
 
 from api.auth import Caller
 from api.container import Container
@@ -288,6 +292,81 @@ def bench_engine(
     )
 
 
+# --------------------------------------------------------------------------- the write floor
+
+#: What the floor replays: the statements that change the database (not SELECTs, not BEGIN).
+_WRITES = ("INSERT", "UPDATE", "DELETE", "PRAGMA")
+
+_Statement = tuple[str, Any]
+
+
+def record_writes(c: Container, work: Workload) -> list[list[_Statement]]:
+    """Ingest ``work`` and return, per committed transaction, every write statement the driver
+    executed (SQL and parameters as sent), in order. SQLite only: on PostgreSQL the hot tables
+    go through ``COPY``, which the engine's cursor events do not see."""
+    groups: list[list[_Statement]] = [[]]
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_a: Any) -> None:
+        if statement.lstrip()[:6].upper().startswith(_WRITES):
+            groups[-1].append((statement, parameters))
+
+    def committed(_conn: Any) -> None:
+        if groups[-1]:
+            groups.append([])
+
+    event.listen(c.engine, "before_cursor_execute", seen)
+    event.listen(c.engine, "commit", committed)
+    try:
+        run_ingest(c, work)
+    finally:
+        event.remove(c.engine, "before_cursor_execute", seen)
+        event.remove(c.engine, "commit", committed)
+    return [g for g in groups if g]
+
+
+def run_floor(c: Container, groups: list[list[_Statement]]) -> Timing:
+    """Execute the recorded write statements again, one transaction per recorded one, on a
+    fresh database with the same world registered: ingest's database work with none of its
+    Python (decoding, verification, rules, leaves, states)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    for group in groups:
+        with write_transaction(c.engine) as conn:
+            for statement, parameters in group:
+                conn.exec_driver_sql(statement, parameters)
+    return Timing(time.perf_counter() - t0, time.process_time() - c0)
+
+
+def bench_floor(fresh: Callable[[], Any], work: Workload, *, runs: int) -> None:
+    """Print ingest against the replay of its own write statements (SQLite, medians)."""
+    ingest: list[Timing] = []
+    floor: list[Timing] = []
+    for run in range(runs):
+        with fresh() as url, service(url) as c:
+            groups = record_writes(c, work)
+        with fresh() as url, service(url) as c:
+            ingest.append(run_ingest(c, work))
+        with fresh() as url, service(url) as c:
+            floor.append(run_floor(c, groups))
+        n = sum(len(g) for g in groups)
+        print(
+            f"  sqlite run {run + 1}/{runs}: ingest {work.events / ingest[-1].wall:,.0f} ev/s, "
+            f"its {n:,} write statements in {len(groups)} transactions replayed "
+            f"{work.events / floor[-1].wall:,.0f} ev/s (CPU ms/1000 ev: ingest "
+            f"{_per_k(ingest[-1].cpu, work)}, floor {_per_k(floor[-1].cpu, work)}; "
+            f"load {loadavg()})",
+            flush=True,
+        )
+    i = work.events / statistics.median(x.wall for x in ingest)
+    f = work.events / statistics.median(x.wall for x in floor)
+    i_cpu = statistics.median(x.cpu for x in ingest)
+    f_cpu = statistics.median(x.cpu for x in floor)
+    print(
+        f"sqlite   write floor: {f:,.0f} ev/s vs ingest {i:,.0f} ev/s ({i / f:.3f} x floor); "
+        f"CPU ms/1000 ev: floor {_per_k(f_cpu, work)}, ingest {_per_k(i_cpu, work)} "
+        f"(the Python above the floor: {_per_k(i_cpu - f_cpu, work)})"
+    )
+
+
 # --------------------------------------------------------------------------- several processes
 
 #: Independent flows of the demo world: (manufacturer device, distributor, pharmacy, product).
@@ -452,6 +531,12 @@ def main(argv: list[str] | None = None) -> int:
         help="disable the writer's item-state cache (docs/adr/0014)",
     )
     ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also replay the exact write statements ingest executed (SQLite): the database "
+        "work alone, the floor of any faster implementation of the per-event path",
+    )
+    ap.add_argument(
         "--processes",
         type=int,
         default=2,
@@ -499,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(load average now {loadavg()}; other processes on the machine skew the figures)")
     for fig in results:
         print(fig.line())
+    if args.floor:
+        print("== ingest against its own write statements replayed (medians)", flush=True)
+        bench_floor(sqlite_url, work, runs=args.runs)
     if args.processes:
         streams = make_streams(args.events, args.capture_size, args.processes)
         print(f"== {args.processes} independent flows, one process each (medians)", flush=True)

@@ -31,8 +31,12 @@ def _run(script: str, *args: str) -> str:
 
 @pytest.mark.slow
 def test_bench_ingest_quick() -> None:
-    out = _run("bench_ingest.py", "--quick", "--no-pg", "--http")
+    out = _run("bench_ingest.py", "--quick", "--no-pg", "--http", "--floor")
     assert "sqlite   raw insert" in out and "x raw" in out and "http" in out
+    # The floor replays ingest's own write statements: several tables, every transaction.
+    floor = re.search(r"its ([\d,]+) write statements in (\d+) transactions", out)
+    assert floor is not None and int(floor[2]) >= 2, out
+    assert re.search(r"sqlite   write floor: [\d,]+ ev/s vs ingest", out), out
     # The --processes tier (default 2): processes at once, then writers taking turns, whose
     # state caches were kept (hits) across each other's appends.
     assert "sqlite   2 processes:" in out and "sqlite   2 writers taking turns" in out
