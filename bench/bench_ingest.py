@@ -10,10 +10,11 @@ skipped when unreachable), on a fresh database each run, median of ``--runs``:
   authorization, lifecycle rules with batched state loads, leaves, index rows, Merkle nodes and
   a signed checkpoint per capture.
 * ``http``    (``--http``) the same captures POSTed to ``/v1/captures`` through TestClient.
-* ``floor``   (``--floor``, SQLite) every write statement ingest sent to the driver (recorded
-  in a first run, SQL and parameters as sent) executed again on a fresh database in the same
-  transactions: the database work alone, with none of ingest's Python — the floor under any
-  faster implementation of the per-event path (docs/adr/0017).
+* ``floor``   (``--floor``) every write ingest made (recorded in a first run: statements and
+  parameters as sent to the driver, and the hot-table rows as handed to the bulk writer,
+  executemany on SQLite, COPY on PostgreSQL) made again on a fresh database in the same
+  transactions: the database work alone, with none of ingest's other Python — the floor under
+  any faster implementation of the per-event path (docs/adr/0017).
 * ``processes`` (``--processes N``, default 2) N independent flows (distinct devices and
   routes), ingested one after another in one process and then by one process each at once
   on the same database, as ``yima serve --workers N`` serves them (docs/adr/0016); then the
@@ -295,20 +296,33 @@ def bench_engine(
 # --------------------------------------------------------------------------- the write floor
 
 #: What the floor replays: the statements that change the database (not SELECTs, not BEGIN).
-_WRITES = ("INSERT", "UPDATE", "DELETE", "PRAGMA")
+_WRITES = ("INSERT", "UPDATE", "DELETE", "PRAGMA", "CREATE")
 
-_Statement = tuple[str, Any]
+#: One recorded write: ("sql", statement, parameters) as sent to the driver, or ("bulk",
+#: table spec, rows, keyword arguments) for a hot-table write (``_bulk_write``: executemany on
+#: SQLite, COPY on PostgreSQL, which the engine's cursor events do not see).
+_Write = tuple[Any, ...]
 
 
-def record_writes(c: Container, work: Workload) -> list[list[_Statement]]:
-    """Ingest ``work`` and return, per committed transaction, every write statement the driver
-    executed (SQL and parameters as sent), in order. SQLite only: on PostgreSQL the hot tables
-    go through ``COPY``, which the engine's cursor events do not see."""
-    groups: list[list[_Statement]] = [[]]
+def record_writes(c: Container, work: Workload) -> list[list[_Write]]:
+    """Ingest ``work`` and return, per committed transaction, every write it made, in order."""
+    from api.store import sequencer
+
+    groups: list[list[_Write]] = [[]]
+    in_bulk = [False]
+    bulk_write = sequencer._bulk_write
+
+    def recording_bulk(conn: Any, spec: Any, rows: Any, **kw: Any) -> None:
+        groups[-1].append(("bulk", spec, list(rows), kw))
+        in_bulk[0] = True
+        try:
+            bulk_write(conn, spec, rows, **kw)
+        finally:
+            in_bulk[0] = False
 
     def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_a: Any) -> None:
-        if statement.lstrip()[:6].upper().startswith(_WRITES):
-            groups[-1].append((statement, parameters))
+        if not in_bulk[0] and statement.lstrip()[:6].upper().startswith(_WRITES):
+            groups[-1].append(("sql", statement, parameters))
 
     def committed(_conn: Any) -> None:
         if groups[-1]:
@@ -316,28 +330,35 @@ def record_writes(c: Container, work: Workload) -> list[list[_Statement]]:
 
     event.listen(c.engine, "before_cursor_execute", seen)
     event.listen(c.engine, "commit", committed)
+    sequencer._bulk_write = recording_bulk  # type: ignore[assignment]
     try:
         run_ingest(c, work)
     finally:
+        sequencer._bulk_write = bulk_write
         event.remove(c.engine, "before_cursor_execute", seen)
         event.remove(c.engine, "commit", committed)
     return [g for g in groups if g]
 
 
-def run_floor(c: Container, groups: list[list[_Statement]]) -> Timing:
-    """Execute the recorded write statements again, one transaction per recorded one, on a
-    fresh database with the same world registered: ingest's database work with none of its
-    Python (decoding, verification, rules, leaves, states)."""
+def run_floor(c: Container, groups: list[list[_Write]]) -> Timing:
+    """Make the recorded writes again, one transaction per recorded one, on a fresh database
+    with the same world registered: ingest's database work (as the service does it, hot tables
+    included) with none of its other Python (decoding, verification, rules, leaves, states)."""
+    from api.store.sequencer import _bulk_write
+
     t0, c0 = time.perf_counter(), time.process_time()
     for group in groups:
         with write_transaction(c.engine) as conn:
-            for statement, parameters in group:
-                conn.exec_driver_sql(statement, parameters)
+            for w in group:
+                if w[0] == "bulk":
+                    _bulk_write(conn, w[1], w[2], **w[3])
+                else:
+                    conn.exec_driver_sql(w[1], w[2])
     return Timing(time.perf_counter() - t0, time.process_time() - c0)
 
 
-def bench_floor(fresh: Callable[[], Any], work: Workload, *, runs: int) -> None:
-    """Print ingest against the replay of its own write statements (SQLite, medians)."""
+def bench_floor(name: str, fresh: Callable[[], Any], work: Workload, *, runs: int) -> None:
+    """Print ingest against the replay of its own writes (medians)."""
     ingest: list[Timing] = []
     floor: list[Timing] = []
     for run in range(runs):
@@ -349,7 +370,7 @@ def bench_floor(fresh: Callable[[], Any], work: Workload, *, runs: int) -> None:
             floor.append(run_floor(c, groups))
         n = sum(len(g) for g in groups)
         print(
-            f"  sqlite run {run + 1}/{runs}: ingest {work.events / ingest[-1].wall:,.0f} ev/s, "
+            f"  {name} run {run + 1}/{runs}: ingest {work.events / ingest[-1].wall:,.0f} ev/s, "
             f"its {n:,} write statements in {len(groups)} transactions replayed "
             f"{work.events / floor[-1].wall:,.0f} ev/s (CPU ms/1000 ev: ingest "
             f"{_per_k(ingest[-1].cpu, work)}, floor {_per_k(floor[-1].cpu, work)}; "
@@ -361,7 +382,7 @@ def bench_floor(fresh: Callable[[], Any], work: Workload, *, runs: int) -> None:
     i_cpu = statistics.median(x.cpu for x in ingest)
     f_cpu = statistics.median(x.cpu for x in floor)
     print(
-        f"sqlite   write floor: {f:,.0f} ev/s vs ingest {i:,.0f} ev/s ({i / f:.3f} x floor); "
+        f"{name:8s} write floor: {f:,.0f} ev/s vs ingest {i:,.0f} ev/s ({i / f:.3f} x floor); "
         f"CPU ms/1000 ev: floor {_per_k(f_cpu, work)}, ingest {_per_k(i_cpu, work)} "
         f"(the Python above the floor: {_per_k(i_cpu - f_cpu, work)})"
     )
@@ -533,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--floor",
         action="store_true",
-        help="also replay the exact write statements ingest executed (SQLite): the database "
+        help="also replay the exact writes ingest made (both engines): the database "
         "work alone, the floor of any faster implementation of the per-event path",
     )
     ap.add_argument(
@@ -586,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
         print(fig.line())
     if args.floor:
         print("== ingest against its own write statements replayed (medians)", flush=True)
-        bench_floor(sqlite_url, work, runs=args.runs)
+        for name, fresh in engines:
+            bench_floor(name, fresh, work, runs=args.runs)
     if args.processes:
         streams = make_streams(args.events, args.capture_size, args.processes)
         print(f"== {args.processes} independent flows, one process each (medians)", flush=True)
