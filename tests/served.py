@@ -1,4 +1,5 @@
-"""Helpers for tests that start a real server process on loopback.
+"""Helpers for tests that start a real server process on loopback, or wait for a
+background thread.
 
 Importable from any test module (pytest puts the ``tests`` folder on ``sys.path`` for its
 conftest), e.g. ``from served import free_port, wait_until_up``.
@@ -19,6 +20,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """Poll ``cond`` until it holds or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(interval)
+    return cond()
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Terminate ``proc``; kill it if it has not exited after ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_until_up(

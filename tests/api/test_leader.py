@@ -8,11 +8,12 @@ a ``flock`` beside a SQLite file) elects one of them, and the other takes over w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from api_world import ORIGIN, seed
+from served import wait_for
 
 from api.app import build_container
 from api.container import Container
@@ -21,15 +22,6 @@ from ledger.note import Signer
 
 LOG = Signer(ORIGIN, seed("log"))
 WITNESS = Signer("witness.test", seed("witness"))
-
-
-def _wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 @pytest.fixture
@@ -66,7 +58,7 @@ def test_one_leader_runs_the_background_work(two: tuple[Container, Container]) -
 
     a.stop_background()
     assert not a.leading and a.background == []
-    assert _wait_for(lambda: b.leading and len(b.background) == 1)
+    assert wait_for(lambda: b.leading and len(b.background) == 1)
 
     # The old leader comes back as a follower; stopping it twice is harmless.
     a.LEADER_RETRY_S = 0.05  # type: ignore[misc]
@@ -74,7 +66,7 @@ def test_one_leader_runs_the_background_work(two: tuple[Container, Container]) -
     assert not a.leading
     b.stop_background()
     b.stop_background()
-    assert _wait_for(lambda: a.leading and len(a.background) == 1)
+    assert wait_for(lambda: a.leading and len(a.background) == 1)
 
 
 def test_no_background_work_means_no_election(database_url: str, tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from typer.testing import CliRunner
 sys.path.append(str(Path(__file__).resolve().parents[1] / "api"))
 
 from api_world import GTIN, ORIGIN, FakeClock, World, register_world, seed
-from served import free_port, wait_until_up
+from served import free_port, stop, wait_until_up
 
 from api.app import create_app
 from api.settings import Settings
@@ -342,12 +342,7 @@ def _serving(yima: str, env: dict[str, str], *args: str) -> Iterator[str]:
         )
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, timeout=15)
 
 
 @pytest.mark.slow

@@ -5,23 +5,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from served import wait_for
 from sqlalchemy import Engine, text
 
 from api.store.db import make_engine, wal_checkpointer, write_transaction
 from api.store.walcheckpoint import FALLBACK_PAGES, WalCheckpointer
-
-
-def _wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def _fill(engine: Engine, rows: int, start: int = 0) -> None:
@@ -64,7 +55,7 @@ def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> None:
         # The writers' own autocheckpoint is only the safety net.
         assert _autocheckpoint(engine) == FALLBACK_PAGES
         _fill(engine, 3000)  # ~1,500 pages: past SQLite's default autocheckpoint
-        assert _wait_for(lambda: cp.passes >= 1 and cp.last[0] > 0 and cp.last[1] == cp.last[0])
+        assert wait_for(lambda: cp.passes >= 1 and cp.last[0] > 0 and cp.last[1] == cp.last[0])
         # The pages are in the database file itself: a reader that ignores the WAL sees them.
         assert path.stat().st_size > 3000 * 2000
         # Data written after a pass is still there and readable (nothing lost either way).
@@ -85,11 +76,11 @@ def test_thread_exits_when_idle_and_restarts_on_notify(tmp_path: Path) -> None:
     cp = WalCheckpointer(str(path), idle_s=0.05)
     try:
         cp.notify()
-        assert _wait_for(lambda: cp.passes == 1)
+        assert wait_for(lambda: cp.passes == 1)
         assert cp.running or cp.passes == 1
-        assert _wait_for(lambda: not cp.running)
+        assert wait_for(lambda: not cp.running)
         cp.notify()
-        assert _wait_for(lambda: cp.passes == 2)
+        assert wait_for(lambda: cp.passes == 2)
     finally:
         cp.stop()
         engine.dispose()
@@ -105,7 +96,7 @@ def test_a_failing_checkpoint_is_logged_and_never_raises(
     cp = WalCheckpointer(str(missing), idle_s=0.05)
     with caplog.at_level(logging.WARNING, logger="api.store.walcheckpoint"):
         cp.notify()
-        assert _wait_for(lambda: "background WAL checkpoint" in caplog.text)
+        assert wait_for(lambda: "background WAL checkpoint" in caplog.text)
     cp.stop()
     assert not missing.exists()
     assert cp.passes == 0
@@ -126,10 +117,10 @@ def test_writer_is_not_blocked_by_a_checkpoint_in_progress(tmp_path: Path) -> No
         assert time.monotonic() - t0 < 5
         cp = wal_checkpointer(engine)
         assert cp is not None
-        assert _wait_for(lambda: cp.passes >= 2)
+        assert wait_for(lambda: cp.passes >= 2)
         reader.execute("COMMIT")
         _fill(engine, 1, start=600)
-        assert _wait_for(lambda: cp.last[0] > 0 and cp.last[1] == cp.last[0])
+        assert wait_for(lambda: cp.last[0] > 0 and cp.last[1] == cp.last[0])
     finally:
         reader.close()
         cp = wal_checkpointer(engine)

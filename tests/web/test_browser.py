@@ -25,7 +25,7 @@ from typing import IO
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from served import free_port, wait_until_up
+from served import free_port, stop, wait_until_up
 from web_seed import LOG_SEED, SeededWorld, make_settings, recall_capture, seed, sensor_capture
 
 from api.app import create_app
@@ -124,11 +124,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seed
         )
         yield base, seeded, cold
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=10)
         log.close()
 
 
